@@ -1,0 +1,14 @@
+"""iqarena: perceptual image quality assessment, calibrated to the original code.
+
+>>> import iqarena
+>>> iqarena.list_metrics()            # names of every registered metric
+>>> m = iqarena.create_metric("ssim")  # a torch module
+>>> m(dist, ref)                       # NCHW float tensors in [0, 1] -> scores of shape (N,)
+"""
+
+from .errors import IQAError
+from .io import read_image
+from .metrics import create_metric, get_info, list_metrics
+
+__all__ = ["IQAError", "create_metric", "get_info", "list_metrics", "read_image"]
+__version__ = "0.1.0"

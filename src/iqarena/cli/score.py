@@ -1,0 +1,135 @@
+"""`iqarena metrics`, `iqarena score` and `iqarena demo`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import IQAError
+from ..io import collect_pairs
+from ..metrics import get_info, list_metrics
+from ..scoring import ScoreRow, score_pairs
+
+
+class Format(str, Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+
+
+def available_metrics(kind: str | None = None) -> list[str]:
+    """Registered metrics whose parameter files are present (all of them, for parameter-free ones)."""
+    from ..metrics.registry import is_available
+
+    return [n for n in list_metrics(kind) if is_available(get_info(n))]
+
+
+def _expand(names: list[str], have_ref: bool) -> list[str]:
+    out: list[str] = []
+    for n in names:
+        if n == "all":
+            out += available_metrics(None if have_ref else "nr")
+        else:
+            get_info(n)
+            out.append(n)
+    return list(dict.fromkeys(out))
+
+
+def _render(rows: list[ScoreRow], fmt: Format) -> str:
+    if fmt is Format.json:
+        return json.dumps([r.as_dict() for r in rows], indent=1)
+    if fmt is Format.csv:
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, ["dist", "ref", "metric", "score"], lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({**r.as_dict(), "score": repr(r.score)})
+        return buf.getvalue()
+    metrics = list(dict.fromkeys(r.metric for r in rows))
+    table = Table(show_header=True, header_style="bold")
+    table.add_column("dist")
+    for m in metrics:
+        arrow = "↑" if get_info(m).higher_better else "↓"
+        table.add_column(f"{m} {arrow}", justify="right")
+    by_image: dict[str, dict[str, float]] = {}
+    for r in rows:
+        by_image.setdefault(r.dist, {})[r.metric] = r.score
+    for dist, scores in by_image.items():
+        table.add_row(Path(dist).name, *(_fmt(scores.get(m)) for m in metrics))
+    buf = io.StringIO()
+    Console(file=buf, width=max(100, 14 * (len(metrics) + 1)), force_terminal=False).print(table)
+    return buf.getvalue()
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return ""
+    if math.isinf(v):
+        return "inf"
+    return f"{v:.6g}" if abs(v) >= 1e-3 or v == 0 else f"{v:.4e}"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("metrics")
+    def metrics_cmd() -> None:
+        """List every metric: kind, direction, score range, parameter files."""
+        from ..metrics.registry import is_available
+
+        table = Table(show_header=True, header_style="bold")
+        for col in ("name", "kind", "better", "range", "parameter files", "colour"):
+            table.add_column(col)
+        for n in list_metrics():
+            i = get_info(n)
+            files = ", ".join(i.weights) if i.weights else "none"
+            if i.weights and not is_available(i):
+                files += " (missing)"
+            lo, hi = i.score_range
+            table.add_row(n, "full-reference" if i.kind == "fr" else "no-reference",
+                          "higher" if i.higher_better else "lower", f"[{lo:g}, {hi:g}]", files, i.colour)
+        Console(width=160).print(table)
+
+    @app.command("score")
+    def score_cmd(
+        metric: List[str] = typer.Option(..., "-m", "--metric", help="metric name, repeatable; 'all' for every available one"),
+        dist: Optional[Path] = typer.Option(None, "--dist", help="distorted image file or folder"),
+        ref: Optional[Path] = typer.Option(None, "--ref", help="reference image file or folder (paired by file name)"),
+        pairs: Optional[Path] = typer.Option(None, "--pairs", help="CSV with columns dist,ref"),
+        fmt: Format = typer.Option(Format.table, "--format", help="output format"),
+        device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
+        batch_size: int = typer.Option(8, "--batch-size", min=1, help="images per batch"),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", help="write to this file instead of the screen"),
+        overwrite: bool = typer.Option(False, "--overwrite", help="allow replacing an existing --output file"),
+    ) -> None:
+        """Score distorted images (against references) with one or more metrics."""
+        if output is not None and output.exists() and not overwrite:
+            raise IQAError(f"{output} exists; pass --overwrite to replace it, or choose another --output.")
+        items = collect_pairs(dist, ref, pairs)
+        names = _expand(metric, have_ref=all(p.ref is not None for p in items))
+        rows = score_pairs(items, names, device=device, batch_size=batch_size, progress=len(items) > 1)
+        text = _render(rows, fmt)
+        if output is None:
+            typer.echo(text, nl=False)
+        else:
+            output.write_text(text)
+            typer.echo(f"wrote {len(rows)} scores to {output}", err=True)
+
+    @app.command("demo")
+    def demo_cmd(device: str = typer.Option("cpu", "--device")) -> None:
+        """Score the bundled sample (five TID2013 pairs) with every available metric."""
+        sample = resources.files("iqarena") / "sample"
+        with resources.as_file(sample) as root:
+            items = collect_pairs(root / "dist", root / "ref")
+            names = available_metrics()
+            typer.echo(f"scoring {len(items)} sample pairs with {len(names)} metrics: {', '.join(names)}", err=True)
+            rows = score_pairs(items, names, device=device, batch_size=8)
+        typer.echo(_render(rows, Format.table), nl=False)

@@ -1,0 +1,64 @@
+"""SSIM: structural similarity.
+
+Wang, Bovik, Sheikh, Simoncelli, "Image quality assessment: from error visibility to structural
+similarity", IEEE TIP 2004. Original code: ssim.m (2011 revision) at https://ece.uwaterloo.ca/~z70wang/research/ssim/
+
+Defaults follow ssim.m: MATLAB rgb2gray (rounded to 8 bits) for colour input, 11x11 Gaussian window
+with sigma 1.5, 'valid' filtering, K1 = 0.01, K2 = 0.03, L = 255. ssim.m's automatic downsampling
+(factor round(min(H, W) / 256), box filter then decimation) is off by default, as in the calibration
+values; ``downsample=True`` switches it on.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..ops.color import rgb2gray
+from ..ops.filters import gaussian_kernel1d, imfilter
+from .registry import register
+
+
+def _prepare(x: torch.Tensor, colour: str) -> torch.Tensor:
+    if colour == "gray":
+        return rgb2gray(x)
+    if colour == "rgb":
+        return x
+    raise ValueError(f"colour must be 'gray' or 'rgb', got {colour!r}")
+
+
+def downsample_like_ssim_m(x: torch.Tensor) -> torch.Tensor:
+    """ssim.m's automatic downsampling: factor f = max(1, round(min(H, W) / 256)), f x f box filter
+    (imfilter 'symmetric', 'same'), then every f-th sample."""
+    f = max(1, int(min(x.shape[-2:]) / 256 + 0.5))
+    if f == 1:
+        return x
+    box = torch.full((f, f), 1.0 / (f * f), dtype=x.dtype, device=x.device)
+    return imfilter(x, box, "symmetric", "same")[..., ::f, ::f]
+
+
+def ssim_maps(x: torch.Tensor, y: torch.Tensor, window: tuple[torch.Tensor, torch.Tensor], c1: float, c2: float,
+              shape: str = "valid") -> tuple[torch.Tensor, torch.Tensor]:
+    """SSIM and contrast-structure maps of two (N, C, H, W) images with a separable window."""
+    n, c = x.shape[:2]
+    stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)
+    mu_x, mu_y, xx, yy, xy = imfilter(stack, window, "zeros", shape).split(c, dim=1)
+    mu_xx, mu_yy, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
+    sxx, syy, sxy = xx - mu_xx, yy - mu_yy, xy - mu_xy
+    cs = (2 * sxy + c2) / (sxx + syy + c2)
+    lum = (2 * mu_xy + c1) / (mu_xx + mu_yy + c1)
+    return lum * cs, cs
+
+
+@register("ssim", kind="fr", higher_better=True, score_range=(-1, 1),
+          paper="Wang et al., Image quality assessment: from error visibility to structural similarity, TIP 2004",
+          code="https://ece.uwaterloo.ca/~z70wang/research/ssim/ (ssim.m)",
+          colour="MATLAB rgb2gray rounded to 8 bits (option: rgb, mean over channels)")
+def ssim(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", downsample: bool = False,
+         window_size: int = 11, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
+    """Mean SSIM over the 'valid' region (ssim.m)."""
+    x, y = _prepare(ref, colour) * 255, _prepare(dist, colour) * 255
+    if downsample:
+        x, y = downsample_like_ssim_m(x), downsample_like_ssim_m(y)
+    g = gaussian_kernel1d(window_size, sigma, x.dtype, x.device)
+    smap, _ = ssim_maps(x, y, (g, g), (k1 * 255) ** 2, (k2 * 255) ** 2)
+    return smap.mean(dim=(1, 2, 3))

@@ -1,0 +1,1 @@
+"""Shared numerics with MATLAB parity: colour conversions, filters, resizing, pyramids, statistics."""

@@ -1,0 +1,46 @@
+"""Colour conversions matching MATLAB on (N, C, H, W) tensors in [0, 1].
+
+MATLAB's ``rgb2gray`` on uint8 input rounds the weighted sum back to uint8; ``quantize=True``
+reproduces that for images that came from 8-bit files (the default of every calibrated metric).
+"""
+
+from __future__ import annotations
+
+import torch
+
+# rgb2gray: the first row of inv(rgb2ntsc matrix), as MATLAB computes it.
+GRAY_WEIGHTS = (0.298936021293775, 0.587043074451121, 0.114020904255103)
+# rgb2ntsc (YIQ) as in MATLAB.
+YIQ_MATRIX = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
+
+
+def quantize8(x: torch.Tensor) -> torch.Tensor:
+    """Round to the 8-bit grid (MATLAB uint8 conversion: round half away from zero, then clip)."""
+    return torch.floor(x.clamp(0, 1) * 255 + 0.5) / 255
+
+
+def rgb2gray(x: torch.Tensor, quantize: bool = True) -> torch.Tensor:
+    """MATLAB rgb2gray. Grey input (C = 1) is returned as it is."""
+    if x.shape[1] == 1:
+        return x
+    if x.shape[1] != 3:
+        raise ValueError(f"rgb2gray expects 1 or 3 channels, got {x.shape[1]}")
+    w = x.new_tensor(GRAY_WEIGHTS).view(1, 3, 1, 1)
+    y = (x * w).sum(1, keepdim=True)
+    return quantize8(y) if quantize else y
+
+
+def rgb2yiq(x: torch.Tensor) -> torch.Tensor:
+    """MATLAB rgb2ntsc: (N, 3, H, W) RGB -> YIQ. Grey input gives Y = grey, I = Q = 0."""
+    if x.shape[1] == 1:
+        return torch.cat([x, torch.zeros_like(x), torch.zeros_like(x)], 1)
+    m = x.new_tensor(YIQ_MATRIX)
+    return torch.einsum("ij,njhw->nihw", m, x)
+
+
+def rgb2y(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R BT.601 luma of MATLAB rgb2ycbcr, scaled to [0, 1] (16/255 .. 235/255)."""
+    if x.shape[1] == 1:
+        return x
+    w = x.new_tensor((65.481, 128.553, 24.966)).view(1, 3, 1, 1)
+    return ((x * w).sum(1, keepdim=True) + 16.0) / 255.0
