@@ -28,5 +28,5 @@ def psnr(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "rgb", crop_bor
     if crop_border:
         c = crop_border
         dist, ref = dist[..., c:-c, c:-c], ref[..., c:-c, c:-c]
-    mse = ((dist.double() - ref.double()) ** 2).mean(dim=(1, 2, 3))
-    return (10 * torch.log10(1.0 / (mse + eps))).to(dist.dtype)
+    mse = (dist - ref).square().mean(dim=(1, 2, 3))
+    return -10 * torch.log10(mse + eps)

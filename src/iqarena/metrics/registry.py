@@ -99,9 +99,9 @@ def check_image(x: torch.Tensor, what: str = "image") -> None:
     if x.numel() == 0:
         raise IQAError(f"{what} is empty: shape {tuple(x.shape)}.")
     with torch.no_grad():
-        if not torch.isfinite(x).all():
-            raise IQAError(f"{what} contains NaN or infinite values.")
-        lo, hi = x.min().item(), x.max().item()
+        lo, hi = (v.item() for v in torch.aminmax(x.detach()))  # one pass; NaN propagates into both
+    if lo != lo or hi != hi:
+        raise IQAError(f"{what} contains NaN values.")
     if lo < -1e-6 or hi > 1 + 1e-6:
         raise IQAError(f"{what} has values in [{lo:.4g}, {hi:.4g}]; metrics take [0, 1]. "
                        "Divide 8-bit data by 255.")

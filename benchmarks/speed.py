@@ -1,0 +1,213 @@
+"""Speed of iqarena's metrics against pyiqa and piq, measured in the same run.
+
+Each side runs in its own interpreter (the peers need torch 2.14.1 + torchvision, which cannot live in
+the project's environment): iqarena in the project's Python, pyiqa and piq in PEERS_PYTHON (default
+/tmp/peers/bin/python, see ../shared/GUIDE.md). All sides score the same images, the five bundled
+512x384 TID2013 pairs (batch 16 repeats them), with the same thread count. For every (metric, side,
+batch) the script reports the median wall time of several repetitions after warm-up, the ratio
+iqarena / fastest peer, and each side's largest deviation from the official values where given.
+
+    python benchmarks/speed.py                        # all shared metrics, CPU, 2 threads
+    python benchmarks/speed.py -m ssim -m fsim --reps 9 --device cuda --markdown docs/benchmarks.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "src" / "iqarena" / "sample"
+OFFICIAL = ROOT / "tests" / "data" / "official_scores.csv"
+NAMES = ["I03", "I04", "I06", "I08", "I19"]
+
+# iqarena name -> how each peer computes the same quantity (None: the peer does not have it).
+PYIQA = {"psnr": "psnr", "ssim": "ssim", "ms_ssim": "ms_ssim", "cw_ssim": "cw_ssim", "fsimc": "fsim",
+         "gmsd": "gmsd", "vif": "vif", "nlpd": "nlpd", "mad": "mad", "vsi": "vsi", "niqe": "niqe",
+         "brisque": "brisque", "piqe": "piqe", "lpips": "lpips", "lpips_vgg": "lpips-vgg", "dists": "dists",
+         "pieapp": "pieapp", "wadiqam_fr": "wadiqam_fr"}
+PIQ = {"psnr": ("psnr", {}), "ssim": ("ssim", {}), "ms_ssim": ("multi_scale_ssim", {}),
+       "fsim": ("fsim", {"chromatic": False}), "fsimc": ("fsim", {"chromatic": True}), "gmsd": ("gmsd", {}),
+       "ms_gmsd": ("multi_scale_gmsd", {}), "vifp": ("vif_p", {}), "srsim": ("srsim", {}), "vsi": ("vsi", {}),
+       "iw_ssim": ("information_weighted_ssim", {}), "brisque": ("brisque", {})}
+NO_REFERENCE = {"niqe", "brisque", "piqe"}
+
+
+# ---- worker: runs inside one side's interpreter ---------------------------------------------------
+
+def _load_images(batch: int):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    def load(sub):
+        arrs = [np.asarray(Image.open(SAMPLE / sub / f"{n}.png").convert("RGB"), dtype=np.float32) / 255 for n in NAMES]
+        x = torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
+        reps = -(-batch // len(NAMES))
+        return x.repeat(reps, 1, 1, 1)[:batch].contiguous()
+
+    return load("dist"), load("ref")
+
+
+def _build(side: str, name: str, device: str):
+    """A callable (dist, ref) -> tensor of scores, or raise if the side cannot run this metric."""
+    import torch
+
+    if side == "iqarena":
+        import iqarena
+
+        m = iqarena.create_metric(name, device=device)
+        return (lambda d, r: m(d)) if name in NO_REFERENCE else m
+    if side == "pyiqa":
+        import pyiqa
+
+        m = pyiqa.create_metric(PYIQA[name], device=torch.device(device), as_loss=False)
+        return (lambda d, r: m(d)) if name in NO_REFERENCE else m
+    if side == "piq":
+        import piq
+
+        fn_name, kwargs = PIQ[name]
+        fn = getattr(piq, fn_name)
+        if name in NO_REFERENCE:
+            return lambda d, r: fn(d, data_range=1.0, reduction="none")
+        return lambda d, r: fn(d, r, data_range=1.0, reduction="none", **kwargs)
+    raise ValueError(side)
+
+
+def worker(side: str, metrics: list[str], batches: list[int], reps: int, device: str, threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    images = {b: _load_images(b) for b in batches}
+    for name in metrics:
+        for b in batches:
+            rec = {"side": side, "metric": name, "batch": b}
+            try:
+                fn = _build(side, name, device)
+                d, r = (t.to(device) for t in images[b])
+                times = []
+                with torch.no_grad():
+                    scores = fn(d, r)  # warm-up (and the values)
+                    for _ in range(reps):
+                        if device.startswith("cuda"):
+                            torch.cuda.synchronize()
+                        t0 = time.perf_counter()
+                        fn(d, r)
+                        if device.startswith("cuda"):
+                            torch.cuda.synchronize()
+                        times.append(time.perf_counter() - t0)
+                rec["ms"] = 1000 * statistics.median(times)
+                rec["scores"] = [float(v) for v in torch.as_tensor(scores).flatten()[:5].cpu()]
+            except Exception as exc:  # a peer without the metric's files offline, or without the metric
+                rec["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
+            print(json.dumps(rec), flush=True)
+
+
+# ---- orchestrator ---------------------------------------------------------------------------------
+
+def _official() -> dict[str, list[float]]:
+    with OFFICIAL.open(newline="") as fh:
+        return {row["metric"]: [float(row[f"{n}.bmp"]) for n in NAMES] for row in csv.DictReader(fh)}
+
+
+def _run_side(python: str, side: str, metrics, batches, reps, device, threads) -> list[dict]:
+    cmd = [python, __file__, "--worker", side, "--reps", str(reps), "--device", device, "--threads", str(threads)]
+    for m in metrics:
+        cmd += ["-m", m]
+    for b in batches:
+        cmd += ["--batch", str(b)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    recs = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode != 0 and not recs:
+        print(f"{side} failed:\n{out.stderr[-2000:]}", file=sys.stderr)
+    return recs
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("-m", "--metric", action="append", help="iqarena metric names (default: every registered one)")
+    ap.add_argument("--batch", action="append", type=int, help="batch sizes (default 1 and 16)")
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--peers-python", default=os.environ.get("PEERS_PYTHON", "/tmp/peers/bin/python"))
+    ap.add_argument("--markdown", type=Path, help="also write the table to this Markdown file")
+    ap.add_argument("--json", type=Path, help="also write every record to this JSON file")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    batches = a.batch or [1, 16]
+    if a.worker:
+        worker(a.worker, a.metric, batches, a.reps, a.device, a.threads)
+        return
+
+    import iqarena
+
+    metrics = a.metric or iqarena.list_metrics()
+    if a.metric is None:
+        metrics = [m for m in metrics if iqarena.metrics.registry.is_available(iqarena.get_info(m))]
+    recs = _run_side(sys.executable, "iqarena", metrics, batches, a.reps, a.device, a.threads)
+    if Path(a.peers_python).exists():
+        recs += _run_side(a.peers_python, "pyiqa", [m for m in metrics if m in PYIQA], batches, a.reps, a.device, a.threads)
+        recs += _run_side(a.peers_python, "piq", [m for m in metrics if m in PIQ], batches, a.reps, a.device, a.threads)
+    else:
+        print(f"no peers interpreter at {a.peers_python}: timing iqarena alone", file=sys.stderr)
+    table = render(recs, metrics, batches, a)
+    print(table)
+    if a.markdown:
+        a.markdown.write_text(table)
+    if a.json:
+        a.json.write_text(json.dumps(recs, indent=1))
+
+
+def render(recs, metrics, batches, a) -> str:
+    official = _official()
+    by = {(r["side"], r["metric"], r["batch"]): r for r in recs}
+
+    def cell(side, m, b):
+        r = by.get((side, m, b))
+        if r is None:
+            return "—"
+        if "error" in r:
+            return "n/a"
+        return f"{r['ms']:.1f}"
+
+    def dev(side, m):
+        r = by.get((side, m, batches[0]))
+        if not r or "scores" not in r or m not in official:
+            return ""
+        err = max(abs(s - o) / max(abs(o), 1e-12) for s, o in zip(r["scores"], official[m]))
+        return f"{100 * err:.2g}%"
+
+    import torch
+
+    lines = [f"Device: {a.device}, {a.threads} threads, torch {torch.__version__} (iqarena side); median of {a.reps} "
+             "runs after one warm-up; milliseconds per batch of 512x384 pairs. Ratio = iqarena / fastest peer "
+             "(below 1: iqarena faster). Max dev = largest relative deviation from the official values on the "
+             "five pairs (iqarena / pyiqa / piq), where official values exist.", ""]
+    head = "| metric | batch | iqarena ms | pyiqa ms | piq ms | ratio | max dev (iqarena / pyiqa / piq) |"
+    lines += [head, "|---|---:|---:|---:|---:|---:|---|"]
+    for m in metrics:
+        for b in batches:
+            ours = by.get(("iqarena", m, b), {})
+            peers = [by.get((s, m, b), {}) for s in ("pyiqa", "piq")]
+            peer_ms = [p["ms"] for p in peers if "ms" in p]
+            ratio = f"{ours['ms'] / min(peer_ms):.2f}" if "ms" in ours and peer_ms else ""
+            devs = " / ".join(dev(s, m) or "—" for s in ("iqarena", "pyiqa", "piq")) if b == batches[0] else ""
+            lines.append(f"| {m} | {b} | {cell('iqarena', m, b)} | {cell('pyiqa', m, b)} | {cell('piq', m, b)} | "
+                         f"{ratio} | {devs} |")
+    errors = sorted({f"{r['side']} {r['metric']}: {r['error']}" for r in recs if "error" in r})
+    if errors:
+        lines += ["", "Not run (n/a):", ""] + [f"- {e}" for e in errors]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
