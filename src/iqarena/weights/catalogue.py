@@ -1,0 +1,141 @@
+"""Every published parameter file a metric or model needs: where it comes from, how to check it, its licence.
+
+A file is checked by the strongest hash known for it: the full sha256 where one is published or was
+measured on the published file (``sha256``); otherwise the git blob id of the file in the authors'
+repository (``git_sha1``, a full SHA-1 of the content); otherwise only the sha256 prefix that the
+file's own name carries (``sha256_prefix``, the torch-hub convention), which is all that is published.
+Small files ship inside the package (``bundled``: a path under ``iqarena/weights/files``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    name: str  # catalogue name, used by metrics (weights=(...)) and by `iqarena weights`
+    filename: str  # the file's published name; also its name in the cache folder
+    description: str
+    licence: str
+    urls: tuple[str, ...] = ()  # first one is the authors' (or the framework's) own address
+    sha256: str | None = None
+    sha256_prefix: str | None = None
+    git_sha1: str | None = None
+    size: int | None = None  # bytes, where known
+    bundled: str | None = None  # path under iqarena/weights/files
+    format: str = "torch"  # torch | chainer-hdf5 | mat | text
+    source: str = ""  # where the hash and size were taken from
+    used_by: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def url(self) -> str | None:
+        return self.urls[0] if self.urls else None
+
+    @property
+    def check(self) -> str:
+        """Which hash guards this file, in words."""
+        if self.sha256:
+            return "sha256"
+        if self.git_sha1:
+            return "git blob sha1"
+        if self.sha256_prefix:
+            return f"sha256 prefix {self.sha256_prefix} (only the prefix is published)"
+        return "none"
+
+
+_TV = "https://download.pytorch.org/models/"
+_TV_LICENCE = "BSD-3-Clause (torchvision); ImageNet-trained, for research use"
+_TV_SOURCE = "torchvision's file name carries the sha256 prefix; the full sha256 and size are as recorded for the same file by independent public projects"
+
+_ENTRIES = [
+    # ImageNet backbones (torchvision's published checkpoints)
+    WeightFile("alexnet", "alexnet-owt-7be5be79.pth", "ImageNet AlexNet (torchvision)", _TV_LICENCE,
+               (_TV + "alexnet-owt-7be5be79.pth",),
+               sha256="7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
+               sha256_prefix="7be5be79", size=244_408_911, source=_TV_SOURCE, used_by=("lpips",)),
+    WeightFile("vgg16", "vgg16-397923af.pth", "ImageNet VGG16 (torchvision)", _TV_LICENCE,
+               (_TV + "vgg16-397923af.pth",),
+               sha256="397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+               sha256_prefix="397923af", size=553_433_881, source=_TV_SOURCE, used_by=("lpips_vgg", "dists")),
+    WeightFile("squeezenet1_1", "squeezenet1_1-b8a52dc0.pth", "ImageNet SqueezeNet 1.1 (torchvision)", _TV_LICENCE,
+               (_TV + "squeezenet1_1-b8a52dc0.pth",),
+               sha256="b8a52dc049b60e4b6ab68ad0df457362afab8b6304b2febdc1650a5dab4d7e7b",
+               sha256_prefix="b8a52dc0", size=4_958_839, source=_TV_SOURCE, used_by=("lpips_squeeze",)),
+    WeightFile("resnet18", "resnet18-f37072fd.pth", "ImageNet ResNet-18 (torchvision, IMAGENET1K_V1)", _TV_LICENCE,
+               (_TV + "resnet18-f37072fd.pth",),
+               sha256="f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec",
+               sha256_prefix="f37072fd", size=46_830_571, source=_TV_SOURCE),
+    WeightFile("resnet34", "resnet34-b627a593.pth", "ImageNet ResNet-34 (torchvision, IMAGENET1K_V1)", _TV_LICENCE,
+               (_TV + "resnet34-b627a593.pth",), sha256_prefix="b627a593",
+               source="torchvision's file name (sha256 prefix); no full hash found"),
+    WeightFile("resnet50", "resnet50-0676ba61.pth", "ImageNet ResNet-50 (torchvision, IMAGENET1K_V1)", _TV_LICENCE,
+               (_TV + "resnet50-0676ba61.pth",),
+               sha256="0676ba61b6795bbe1773cffd859882e5e297624d384b6993f7c9e683e722fb8a",
+               sha256_prefix="0676ba61", size=102_530_333, source=_TV_SOURCE),
+    WeightFile("resnet101", "resnet101-63fe2227.pth", "ImageNet ResNet-101 (torchvision, IMAGENET1K_V1)", _TV_LICENCE,
+               (_TV + "resnet101-63fe2227.pth",), sha256_prefix="63fe2227",
+               source="torchvision's file name (sha256 prefix); no full hash found"),
+    WeightFile("resnet152", "resnet152-394f9c45.pth", "ImageNet ResNet-152 (torchvision, IMAGENET1K_V1)", _TV_LICENCE,
+               (_TV + "resnet152-394f9c45.pth",), sha256_prefix="394f9c45",
+               source="torchvision's file name (sha256 prefix); no full hash found"),
+    WeightFile("inception_resnet_v2", "inceptionresnetv2-520b38e4.pth",
+               "ImageNet Inception-ResNet-v2 (Cadene's pretrainedmodels, ported from TF-slim)",
+               "BSD-3-Clause (pretrainedmodels); weights from TF-slim, Apache-2.0",
+               ("http://data.lip6.fr/cadene/pretrainedmodels/inceptionresnetv2-520b38e4.pth",),
+               sha256_prefix="520b38e4", source="the file name (sha256 prefix); no full hash found"),
+    # learned IQA models
+    WeightFile("pieapp", "PieAPPv0.1.pth", "PieAPP v0.1 network (PyTorch release)",
+               "Modified BSD-2-Clause, non-commercial use only (UC Santa Barbara)",
+               ("https://web.ece.ucsb.edu/~ekta/projects/PieAPPv0.1/weights/PieAPPv0.1.pth",
+                "https://github.com/photosynthesis-team/piq/releases/download/v0.5.4/PieAPPv0.1.pth"),
+               sha256="0937b01480c7a637ae3018af755faa8ecde4788b52bb246b7ae62cf96fb6baf0", sha256_prefix="0937b014",
+               source="sha256 as recorded publicly for piq's copy of the authors' file; pyiqa's copy is named "
+                      "PieAPPv0.1-0937b014.pth (same prefix); size not published",
+               used_by=("pieapp",)),
+    WeightFile("wadiqam-fr-tid", "fr_tid_weighted.model",
+               "WaDIQaM-FR trained on TID2013 (Chainer HDF5, authors' deepIQA release)", "MIT (Dominique Maniry)",
+               ("https://github.com/dmaniry/deepIQA/raw/master/models/fr_tid_weighted.model",),
+               git_sha1="9c89b01bbce9851925700119d8eca407bf9bc761", format="chainer-hdf5",
+               source="git blob id in github.com/dmaniry/deepIQA (models/)", used_by=("wadiqam_fr",)),
+    WeightFile("wadiqam-fr-live", "fr_live_weighted.model",
+               "WaDIQaM-FR trained on LIVE (Chainer HDF5, authors' deepIQA release)", "MIT (Dominique Maniry)",
+               ("https://github.com/dmaniry/deepIQA/raw/master/models/fr_live_weighted.model",),
+               git_sha1="3b21d7a8fa196788d9846a35a6b3943162217e27", format="chainer-hdf5",
+               source="git blob id in github.com/dmaniry/deepIQA (models/)", used_by=("wadiqam_fr",)),
+    # small files shipped with the package
+    WeightFile("lpips-v0.1-alex", "alex.pth", "LPIPS v0.1 linear layers for AlexNet", "BSD-2-Clause (LPIPS authors)",
+               ("https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth",),
+               sha256="df73285e35b22355a2df87cdb6b70b343713b667eddbda73e1977e0c860835c0", size=6009,
+               bundled="lpips-v0.1/alex.pth", source="lpips 0.1.4 wheel", used_by=("lpips",)),
+    WeightFile("lpips-v0.1-vgg", "vgg.pth", "LPIPS v0.1 linear layers for VGG16", "BSD-2-Clause (LPIPS authors)",
+               ("https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/vgg.pth",),
+               sha256="a78928a0af1e5f0fcb1f3b9e8f8c3a2a5a3de244d830ad5c1feddc79b8432868", size=7289,
+               bundled="lpips-v0.1/vgg.pth", source="lpips 0.1.4 wheel", used_by=("lpips_vgg",)),
+    WeightFile("lpips-v0.1-squeeze", "squeeze.pth", "LPIPS v0.1 linear layers for SqueezeNet 1.1",
+               "BSD-2-Clause (LPIPS authors)",
+               ("https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/squeeze.pth",),
+               sha256="4a5350f23600cb79923ce65bb07cbf57dca461329894153e05a1346bd531cf76", size=10811,
+               bundled="lpips-v0.1/squeeze.pth", source="lpips 0.1.4 wheel", used_by=("lpips_squeeze",)),
+    WeightFile("dists-alpha-beta", "alpha_beta.pt", "DISTS alpha and beta (1, 1475, 1, 1) each", "MIT (Keyan Ding)",
+               ("https://github.com/dingkeyan93/DISTS/raw/master/DISTS_pytorch/weights.pt",),
+               sha256="f5e65c96230b7f6ca995691647d482237e4cab8a50c5c4a5784f219ef0748218", size=12288,
+               bundled="dists/alpha_beta.pt", source="DISTS_pytorch 0.1 wheel (weights.pt)", used_by=("dists",)),
+    WeightFile("niqe-modelparameters", "modelparameters.mat", "NIQE pristine model (mu, cov; 36 features)",
+               "LIVE (UT Austin) copyright notice, free use with acknowledgement (niqe/readme.txt)",
+               ("http://live.ece.utexas.edu/research/quality/niqe.zip",),
+               sha256="fa2aa4d12dd9595c3fb6bf8b4e1a15c79d5d1469238d0901c88dead195be578d", size=8347,
+               bundled="niqe/modelparameters.mat", format="mat", source="LIVE NIQE release", used_by=("niqe",)),
+    WeightFile("brisque-allmodel", "allmodel", "BRISQUE SVR model (libsvm text)",
+               "LIVE (UT Austin) copyright notice, free use with acknowledgement (brisque/readme.txt)",
+               ("http://live.ece.utexas.edu/research/quality/BRISQUE_release.zip",),
+               sha256="7c8e239223d4ff930cbfad4bfbceb685dbf0977804794979d2a9ed54f5d8bf1f", size=352_715,
+               bundled="brisque/allmodel", format="text", source="LIVE BRISQUE release", used_by=("brisque",)),
+    WeightFile("brisque-allrange", "allrange", "BRISQUE feature scaling ranges (text)",
+               "LIVE (UT Austin) copyright notice, free use with acknowledgement (brisque/readme.txt)",
+               ("http://live.ece.utexas.edu/research/quality/BRISQUE_release.zip",),
+               sha256="3960003bf4c220614fb3664335c49aee4d2e86e28d71f3e790f4c15576f75511", size=703,
+               bundled="brisque/allrange", format="text", source="LIVE BRISQUE release", used_by=("brisque",)),
+]
+
+CATALOGUE: dict[str, WeightFile] = {e.name: e for e in _ENTRIES}
