@@ -1,0 +1,73 @@
+"""ImageNet backbones in plain torch, with the state_dict keys of the published checkpoints.
+
+Each network's parameter names and shapes equal those of torchvision's (AlexNet, VGG16, SqueezeNet 1.1,
+ResNet) or Cadene's ``pretrainedmodels`` (Inception-ResNet-v2) models, so a published file loads as it
+is; tests/data/backbone_keys.json (made with torchvision and timm) is the check. No torchvision or timm
+at run time. ``include_top=False`` leaves out the ImageNet classifier, for feature extraction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import IQAError
+from .alexnet import AlexNet
+from .inception_resnet_v2 import InceptionResNetV2
+from .resnet import ResNet, resnet18, resnet34, resnet50, resnet101, resnet152
+from .squeezenet import SqueezeNet11
+from .vgg import VGG16
+
+__all__ = ["AlexNet", "InceptionResNetV2", "ResNet", "SqueezeNet11", "VGG16", "load_weights", "resnet18", "resnet34",
+           "resnet50", "resnet101", "resnet152", "seeded_state_dict"]
+
+
+def load_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str = "checkpoint",
+                 rename: Mapping[str, str] | None = None) -> nn.Module:
+    """Load every tensor ``module`` has from ``state_dict`` (extra keys, such as a classifier the module
+    leaves out, are ignored); IQAError naming missing keys or shape mismatches. ``rename`` maps key
+    prefixes of the file to the module's (e.g. timm's ``classif.`` to ``last_linear.``)."""
+    sd = dict(state_dict)
+    for old, new in (rename or {}).items():
+        sd = {(new + k[len(old):] if k.startswith(old) else k): v for k, v in sd.items()}
+    own = module.state_dict()
+    missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
+    if missing:
+        raise IQAError(f"{what} lacks {len(missing)} of the {len(own)} tensors this network needs "
+                       f"(first: {', '.join(missing[:3])}); is it the right file?")
+    wrong = [f"{k}: {tuple(sd[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
+             if k in sd and sd[k].numel() != v.numel()]
+    if wrong:
+        raise IQAError(f"{what} does not fit this network: {'; '.join(wrong[:3])}.")
+    with torch.no_grad():
+        for k, v in own.items():
+            if k in sd:  # same numbers; a shape such as (1,) for (1, 1) is reshaped
+                v.copy_(sd[k].reshape(v.shape))
+    return module
+
+
+def seeded_state_dict(shapes: Mapping[str, tuple[int, ...] | list[int]], seed: int = 0) -> dict[str, torch.Tensor]:
+    """Deterministic random weights for the given keys and shapes (same numbers on any platform and version:
+    numpy's legacy RandomState). Weights of rank >= 2 get He scaling, 1-D tensors small values around 0,
+    batch-norm variances and scales around 1. For stand-in checkpoints in tests and parity scripts."""
+    rs = np.random.RandomState(seed)
+    out = {}
+    for k, shape in shapes.items():
+        shape = tuple(shape)
+        if k.endswith("num_batches_tracked"):
+            out[k] = torch.zeros(shape, dtype=torch.long)
+            continue
+        z = rs.standard_normal(shape)
+        if len(shape) >= 2:
+            z = z * np.sqrt(2.0 / max(1, int(np.prod(shape[1:]))))
+        elif k.endswith("running_var"):
+            z = 1.0 + 0.1 * np.abs(z)
+        elif k.endswith(".weight") and k[: -len("weight")] + "running_var" in shapes:
+            z = 1.0 + 0.1 * z
+        else:
+            z = 0.01 * z
+        out[k] = torch.from_numpy(np.asarray(z, dtype=np.float32))
+    return out
