@@ -6,14 +6,15 @@ All rules pair images of the same reference and put a random image on the A side
 - ``swiss``: per round, each reference's images are sorted by their current rating (plus noise of
   their standard error, so ties and uncertain images mix) and neighbours are paired; rounds
   alternate the pairing offset (1-2, 3-4, ... then 2-3, 4-5, ...).
-- ``active``: greedy maximisation of expected information. A judgement of (i, j) adds Fisher
-  information ``w_ij = I(R_i - R_j)`` (Davidson/Elo curve at the current ratings, largest for close
-  pairs) along the contrast ``R_i - R_j`` whose current variance is ``v_ij`` (from the Bradley-Terry
-  covariance); the expected information gain is ``0.5 log(1 + w_ij v_ij)``, so the rule picks the pair
-  with the largest ``w_ij v_ij``, then updates the covariance as if that judgement had been made
-  (rank-one Sherman-Morrison update) and picks again, so a batch spreads over different pairs. This
-  is the criterion of e.g. Hybrid-MST (Li et al., 2018) and ASAP (Mikhailiuk et al., 2020) in its
-  simplest Gaussian form.
+- ``active``: greedy A-optimal design on the Bradley-Terry posterior. A judgement of (i, j) adds
+  Fisher information ``w_ij`` (Davidson/Elo curve at the current ratings, largest for close pairs)
+  along ``d = e_i - e_j``; with current covariance ``C`` it lowers the total variance
+  ``trace(C)`` by ``w_ij |C d|^2 / (1 + w_ij d'C d)``. The rule takes the pair with the largest drop,
+  updates ``C`` as if that judgement had been made (rank-one Sherman-Morrison; ``C^2`` by a rank-two
+  update) and picks again, so a batch spreads over different pairs. (Maximising the information on
+  the pair's own contrast, ``w_ij d'C d``, the Gaussian form of Hybrid-MST/ASAP's criterion, did worse
+  in a pilot simulation, 4 x 30 images, 16 shows per image, 4 seeds: mean SRCC 0.708 against 0.730
+  for this rule and 0.712 for random pairs.)
 """
 
 from __future__ import annotations
@@ -134,23 +135,30 @@ def _active(cov, r, nu, budget, rng):
         W = pair_information(r[idx][:, None] - r[idx][None, :], nu)
         jitter = 1.0 + 1e-6 * rng.random(W.shape)  # random choice among equal gains (cold start)
         upper = np.triu(np.ones(W.shape, bool), 1)
-        state[key] = [idx, C, W, jitter, upper]
-        heapq.heappush(heap, (*_best(C, W, jitter, upper), key))
+        C2 = C @ C
+        state[key] = [idx, C, C2, W, jitter, upper]
+        heapq.heappush(heap, (*_best(C, C2, W, jitter, upper), key))
     a, b = np.empty(budget, np.int64), np.empty(budget, np.int64)
     for s in range(budget):
         _, i, k, key = heapq.heappop(heap)
-        idx, C, W, jitter, upper = state[key]
+        idx, C, C2, W, jitter, upper = state[key]
         a[s], b[s] = idx[i], idx[k]
-        c = C[:, i] - C[:, k]
+        c = C[:, i] - C[:, k]            # C d with d = e_i - e_k
+        q = C2[:, i] - C2[:, k]          # C^2 d
         w = W[i, k]
-        C -= np.outer(c, c) * (w / (1.0 + w * (c[i] - c[k])))
-        heapq.heappush(heap, (*_best(C, W, jitter, upper), key))
+        alpha = w / (1.0 + w * (c[i] - c[k]))
+        C -= alpha * np.outer(c, c)
+        C2 -= alpha * (np.outer(q, c) + np.outer(c, q)) - alpha * alpha * (c @ c) * np.outer(c, c)
+        heapq.heappush(heap, (*_best(C, C2, W, jitter, upper), key))
     return a, b
 
 
-def _best(C, W, jitter, upper):
-    d = np.diag(C)
-    gain = np.where(upper, W * (d[:, None] + d[None, :] - 2 * C) * jitter, -np.inf)
+def _best(C, C2, W, jitter, upper):
+    """Pair with the largest drop of trace(C) (total variance): w |C d|^2 / (1 + w d'Cd)."""
+    d, d2 = np.diag(C), np.diag(C2)
+    v = d[:, None] + d[None, :] - 2 * C
+    norm2 = d2[:, None] + d2[None, :] - 2 * C2
+    gain = np.where(upper, W * norm2 / (1.0 + W * v) * jitter, -np.inf)
     flat = int(np.argmax(gain))
     i, k = divmod(flat, gain.shape[1])
     return -float(gain[i, k]), i, k
