@@ -3,7 +3,7 @@ extension of a rated set with new images, and pair selection for a study.
 
 >>> from iqarena import subjective as sj
 >>> j = sj.read_judgements("judgements.csv")       # reference,image_a,image_b,winner[,rater,time]
->>> elo = sj.fit_elo(j)                            # Elo, K=16, initial 1450, mean of 10 shuffled orders
+>>> elo = sj.fit_elo(j)                            # Elo, K=32, initial 1450, mean of 10 shuffled orders
 >>> bt = sj.fit_bt(j)                              # Davidson-BT on the Elo scale, with standard errors
 >>> bt.write_labels("labels.txt")                  # name,score lines (PIPAL's label format)
 >>> more = sj.extend(bt, sj.read_judgements("new.csv"))   # new images on the same scale

@@ -14,8 +14,9 @@ damped Newton steps on ratings and ``log nu`` together; the Hessian of the ratin
 weighted graph Laplacian (block diagonal by reference) solved with a sparse LU, ``nu`` enters by a
 Schur complement. A weak normal prior ``N(initial, prior_sd^2)`` on every rating keeps images that
 won (or lost) every comparison finite; because the likelihood depends only on differences, the fitted
-mean of each reference is exactly ``initial`` (the gauge). With ``prior_sd = 1000`` Elo points the
-prior shrinks a typical PIPAL image (78 judgements) by about 0.2 %.
+mean of each reference is exactly ``initial`` (the gauge). The default ``prior_sd = 400`` Elo points
+(one 10:1 odds step) shrinks a typical PIPAL image (78 judgements) by about 1 % and tames sparse
+studies (docs/subjective.md has the measured effect).
 
 Confidence intervals come from the inverse information matrix per reference (dense block, centred
 so that they describe scores with the mean fixed), including the uncertainty of ``nu``.
@@ -33,7 +34,7 @@ from ..errors import IQAError
 from .judgements import Judgements
 from .ratings import INITIAL, SCALE, Ratings, from_judgements
 
-PRIOR_SD = 1000.0
+PRIOR_SD = 400.0
 
 
 @dataclass

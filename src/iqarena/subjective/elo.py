@@ -8,8 +8,9 @@ the mean rating of a reference stays at the initial rating.
 
 Defaults (our choices, documented in docs/subjective.md): initial rating 1450 (the real PIPAL
 labels' per-reference mean is 1449.0, median over 200 references, and zero-sum updates keep the
-mean fixed), K = 16. The papers do not state K; docs/subjective.md shows how K shapes the score
-spread against the real labels.
+mean fixed), K = 32. The papers do not state K; with PIPAL's number of judgements per reference
+and a truth shaped like the real labels, K = 32 returns scores of the same spread (per-reference sd
+119 vs 120), K = 16 compresses them to 93 and K = 8 to 64 (docs/subjective.md).
 
 Order effects: sequential Elo depends on the order of the judgements. ``orders=0`` runs one pass
 in the collected order (the ``time`` column, else file order); ``orders=n`` averages the final
@@ -28,7 +29,7 @@ from ..errors import IQAError
 from .judgements import Judgements
 from .ratings import INITIAL, Ratings, from_judgements, reference_means
 
-K = 16.0
+K = 32.0
 
 
 def expected(r_a, r_b):
