@@ -112,12 +112,15 @@ def fit_elo(j: Judgements, *, k: float = K, initial: float = INITIAL, orders: in
             _pass(r, j.a[perm], j.b[perm], j.outcome[perm], ref_of_row[perm], k, movable)
         runs.append(r)
     runs = np.asarray(runs)
+    score = runs.mean(axis=0)
+    if movable is not None:
+        score[~movable] = r0[~movable]  # frozen ratings exactly as given (a mean can differ in the last bit)
     params = {"k": k, "initial": initial, "orders": orders, "seed": seed, "passes": passes,
               "order_sd": float(runs.std(axis=0).mean()) if len(runs) > 1 else 0.0}
     if start is not None:
         params["extended_from"] = start.params.get("source", start.method)
         params["freeze_start"] = freeze_start
-    return from_judgements(j, runs.mean(axis=0), None, "elo", params)
+    return from_judgements(j, score, None, "elo", params)
 
 
 def _start(j: Judgements, initial: float, start: Ratings | None, freeze: bool):

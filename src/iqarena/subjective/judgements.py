@@ -142,16 +142,19 @@ def from_columns(columns: Mapping[str, Sequence], *, images: Mapping[str, str] |
     names, inv = np.unique(np.concatenate([ia, ib]), return_inverse=True)
     a, b = inv[:n].astype(np.int64), inv[n:].astype(np.int64)
     # each image must belong to exactly one reference
-    owner = np.full(len(names), -1, dtype=np.int64)
     ref_all = np.concatenate([ref, ref])
     refs_in, ref_code = np.unique(ref_all, return_inverse=True) if n else (np.array([], object), np.array([], np.int64))
     img_all = np.concatenate([a, b])
-    owner[img_all] = ref_code
-    clash = np.flatnonzero(owner[img_all] != ref_code)
+    row_all = np.concatenate([np.arange(n), np.arange(n)])
+    by_row = np.lexsort((np.r_[np.zeros(n), np.ones(n)], row_all))  # file order, A before B
+    _, first_at = np.unique(img_all[by_row], return_index=True)
+    owner = ref_code[by_row[first_at]]
+    clash = np.flatnonzero(owner[img_all[by_row]] != ref_code[by_row])
     if clash.size:
-        r = int(clash[0]) % n
-        img = names[img_all[clash[0]]]
-        first = int(np.flatnonzero(img_all == img_all[clash[0]])[0]) % n
+        k = by_row[clash[0]]
+        r = int(row_all[k])
+        img = names[img_all[k]]
+        first = int(row_all[by_row[first_at[img_all[k]]]])
         raise IQAError(f"{where(r)}: image {img!r} has reference {ref[r]!r} here but {ref[first]!r} on "
                        f"{line_word} {first + line_offset}; an image belongs to one reference: fix the reference "
                        "or make the image names unique (e.g. prefix them with the reference).")
