@@ -102,7 +102,7 @@ _ENTRIES = [
                "WaDIQaM-FR trained on LIVE (Chainer HDF5, authors' deepIQA release)", "MIT (Dominique Maniry)",
                ("https://github.com/dmaniry/deepIQA/raw/master/models/fr_live_weighted.model",),
                git_sha1="3b21d7a8fa196788d9846a35a6b3943162217e27", format="chainer-hdf5",
-               source="git blob id in github.com/dmaniry/deepIQA (models/)", used_by=("wadiqam_fr",)),
+               source="git blob id in github.com/dmaniry/deepIQA (models/)", used_by=("wadiqam_fr_live",)),
     # small files shipped with the package
     WeightFile("lpips-v0.1-alex", "alex.pth", "LPIPS v0.1 linear layers for AlexNet", "BSD-2-Clause (LPIPS authors)",
                ("https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth",),
