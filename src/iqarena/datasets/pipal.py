@@ -15,6 +15,7 @@ names one algorithm/setting across references (the per-algorithm analysis of the
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -73,6 +74,18 @@ def _dis_folder(root: Path, prefix: str, split: str) -> Path:
                    f"such as A0001_00_00.bmp). Point --root at the folder that contains {prefix}_Ref/ and {prefix}_Dis/.")
 
 
+def _index(folder: Path, root: Path) -> dict[str, str]:
+    """Lower-case file name -> path relative to ``root`` for every file below ``folder`` (os.walk: no stat per file)."""
+    out = {}
+    base = folder.relative_to(root).as_posix()
+    for dirpath, _, files in os.walk(folder):
+        rel = os.path.relpath(dirpath, folder).replace(os.sep, "/")
+        prefix = base if rel == "." else f"{base}/{rel}"
+        for f in files:
+            out.setdefault(f.lower(), f"{prefix}/{f}")
+    return out
+
+
 def read_pipal(root: str | Path, split: str = "train", labels: str | Path | None = None) -> Dataset:
     """Read one PIPAL split (train, val or test) in the official layout; see the module docstring."""
     if split not in SPLITS:
@@ -83,8 +96,7 @@ def read_pipal(root: str | Path, split: str = "train", labels: str | Path | None
     dis_dir = _dis_folder(root, prefix, split)
     entries = read_labels(labels if labels is not None else _find_labels(root, prefix, split))
 
-    dis_index = {p.name.lower(): p for p in dis_dir.rglob("*") if p.is_file()}
-    ref_index = {p.name.lower(): p for p in ref_dir.iterdir() if p.is_file()}
+    dis_index, ref_index = _index(dis_dir, root), _index(ref_dir, root)
     rows, seen, missing = [], set(), []
     for name, score in entries:
         m = NAME.match(name)
@@ -101,8 +113,7 @@ def read_pipal(root: str | Path, split: str = "train", labels: str | Path | None
             missing.append(f"{ref_dir.name}/{ref_name}")
         if dis is None or ref is None:
             continue
-        rows.append(Row(dis.relative_to(root).as_posix(), ref.relative_to(root).as_posix(), score,
-                        group=m.group(2), system=f"{m.group(2)}_{m.group(3)}"))
+        rows.append(Row(dis, ref, score, group=m.group(2), system=f"{m.group(2)}_{m.group(3)}"))
     if missing:
         uniq = list(dict.fromkeys(missing))
         shown = ", ".join(uniq[:5]) + (f" ... ({len(uniq)} in all)" if len(uniq) > 5 else "")

@@ -29,12 +29,16 @@ def _pick(fields: list[str], names: tuple[str, ...]) -> str | None:
     return next((low[n] for n in names if n in low), None)
 
 
-def read_rows(path: str | Path, score_column: str | None = None) -> list[Row]:
-    """The rows of a label table, paths as written (not checked against any folder)."""
+def read_rows(path: str | Path, score_column: str | None = None, text: str | None = None) -> list[Row]:
+    """The rows of a label table, paths as written (not checked against any folder).
+
+    ``text``: the table's content when it does not come from ``path`` itself (a file inside a zip).
+    """
     path = Path(path)
-    if not path.is_file():
-        raise IQAError(f"label file {path} not found.")
-    text = path.read_text()
+    if text is None:
+        if not path.is_file():
+            raise IQAError(f"label file {path} not found.")
+        text = path.read_text()
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
         raise IQAError(f"{path} is empty.")

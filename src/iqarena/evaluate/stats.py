@@ -299,8 +299,10 @@ def _wpearson(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
 
 
-def _wsolve(J: np.ndarray, w: np.ndarray, r: np.ndarray, damping: np.ndarray | None = None) -> np.ndarray:
-    """Per-row weighted least-squares step: argmin_d sum w (J d - r)^2 (+ Levenberg-Marquardt damping)."""
+def _wsolve(J: np.ndarray, w: np.ndarray, r: np.ndarray, damping: np.ndarray | None = None,
+            ridge: float = 0.0) -> np.ndarray:
+    """Per-row weighted least squares: argmin_d sum w (J d - r)^2, with Levenberg-Marquardt ``damping``
+    (per row, relative to the diagonal) or a ``ridge`` relative to the trace (for collinear columns)."""
     if J.ndim == 2:  # one design matrix shared by every row
         A = np.einsum("bn,ni,nj->bij", w, J, J, optimize=True)
         g = (w * r) @ J
@@ -310,56 +312,63 @@ def _wsolve(J: np.ndarray, w: np.ndarray, r: np.ndarray, damping: np.ndarray | N
         g = (Jw.transpose(0, 2, 1) @ r[..., None])[..., 0]
     if damping is not None:
         A = A + damping[:, None, None] * (np.eye(A.shape[-1]) * np.diagonal(A, axis1=1, axis2=2)[:, None, :])
-    A = A + 1e-12 * np.eye(A.shape[-1])
+    eye = np.eye(A.shape[-1])
+    scale = np.trace(A, axis1=1, axis2=2)[:, None, None] / A.shape[-1]
+    A = A + (ridge * scale + 1e-300) * eye
     return np.linalg.solve(A, g[..., None])[..., 0]
 
 
-def _logistic_jacobian(kind: str, z: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Values (b, n) and Jacobian (b, n, k) of the logistic mapping for parameter rows ``p`` (b, k)."""
+def _logistic_basis(kind: str, z: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    """Columns (b, n, k) that the logistic mapping combines linearly, for nonlinear parameters ``theta`` (b, 2).
+
+    logistic4 = b1 s + b2 (1 - s) with s = expit((z - b3) / |b4|), theta = (b3, b4);
+    logistic5 = b1 (s - 1/2) + b4 z + b5 with s = expit(b2 (z - b3)), theta = (b2, b3).
+    """
     zz = z[None, :]
     if kind == "logistic4":
-        b1, b2, b3, b4 = (p[:, i:i + 1] for i in range(4))
-        a = np.abs(b4) + 1e-12
-        s = special.expit((zz - b3) / a)
-        ds = (b1 - b2) * s * (1 - s)
-        J = np.stack([s, 1 - s, -ds / a, -ds * (zz - b3) / a ** 2 * np.sign(b4)], axis=-1)
-        return (b1 - b2) * s + b2, J
-    b1, b2, b3, b4, b5 = (p[:, i:i + 1] for i in range(5))
-    s = special.expit(b2 * (zz - b3))
-    ds = b1 * s * (1 - s)
-    one = np.ones_like(s)
-    J = np.stack([s - 0.5, ds * (zz - b3), -ds * b2, zz * one, one], axis=-1)
-    return b1 * (s - 0.5) + b4 * zz + b5, J
+        s = special.expit((zz - theta[:, :1]) / (np.abs(theta[:, 1:]) + 1e-12))
+        return np.stack([s, 1 - s], axis=-1)
+    s = special.expit(theta[:, :1] * (zz - theta[:, 1:]))
+    return np.stack([s - 0.5, np.broadcast_to(zz, s.shape), np.ones_like(s)], axis=-1)
 
 
-def _fit_logistic_weighted(kind: str, z: np.ndarray, y: np.ndarray, w: np.ndarray, p0, iters: int = 10,
-                           tol: float = 1e-6) -> np.ndarray:
-    """Levenberg-Marquardt for a block of weighted resamples at once, from the full-sample fit ``p0``.
+def _projected(kind: str, z: np.ndarray, y: np.ndarray, w: np.ndarray, theta: np.ndarray):
+    """Best linear coefficients for ``theta`` (weighted least squares): fitted values (b, n) and SSE (b,)."""
+    basis = _logistic_basis(kind, z, theta)
+    coef = _wsolve(basis, w, np.broadcast_to(y, w.shape), ridge=1e-10)
+    fitted = np.einsum("bnk,bk->bn", basis, coef)
+    return fitted, (w * (fitted - y) ** 2).sum(axis=1)
 
-    Returns the fitted values (b, n). Rows stop when a step no longer lowers their weighted SSE by a
-    relative ``tol``; only the rows still moving are iterated.
+
+def _fit_logistic_weighted(kind: str, z: np.ndarray, y: np.ndarray, w: np.ndarray, p0, iters: int = 60,
+                           tol: float = 1e-10) -> np.ndarray:
+    """Refit a logistic mapping on a block of weighted resamples at once, from the full-sample fit ``p0``.
+
+    Variable projection: the linear coefficients are solved exactly for every value of the two
+    nonlinear ones, which Levenberg-Marquardt (finite-difference Jacobian) moves; this stays well
+    conditioned when the fit uses the far tail of the logistic. Returns the fitted values (b, n).
     """
     b = w.shape[0]
-    p = np.tile(np.asarray(p0, dtype=np.float64), (b, 1))
+    nonlinear = [2, 3] if kind == "logistic4" else [1, 2]
+    theta = np.tile(np.asarray(p0, dtype=np.float64)[nonlinear], (b, 1))
     lam = np.full(b, 1e-3)
-    f, _ = _logistic_jacobian(kind, z, p)
-    sse = (w * (f - y) ** 2).sum(axis=1)
+    f, sse = _projected(kind, z, y, w, theta)
     active = np.arange(b)
     for _ in range(iters):
         if active.size == 0:
             break
-        wa, pa = w[active], p[active]
-        fa, J = _logistic_jacobian(kind, z, pa)
-        trial = pa + _wsolve(J, wa, y - fa, lam[active])
-        f_new, _ = _logistic_jacobian(kind, z, trial)
-        sse_new = (wa * (f_new - y) ** 2).sum(axis=1)
+        wa, ta, fa = w[active], theta[active], f[active]
+        h = 1e-6 * (1 + np.abs(ta))
+        J = np.stack([(_projected(kind, z, y, wa, ta + h[:, [i]] * np.eye(2)[i])[0] - fa) / h[:, [i]]
+                      for i in range(2)], axis=-1)
+        trial = ta + _wsolve(J, wa, y - fa, damping=lam[active])
+        f_new, sse_new = _projected(kind, z, y, wa, trial)
         old = sse[active]
         better = np.isfinite(sse_new) & (sse_new <= old)
         moved = better & (old - sse_new > tol * old)
         upd = active[better]
-        p[upd], f[upd], sse[upd] = trial[better], f_new[better], sse_new[better]
+        theta[upd], f[upd], sse[upd] = trial[better], f_new[better], sse_new[better]
         lam[active] = np.where(better, lam[active] / 3, lam[active] * 4)
-        # keep rows that improved noticeably, or that failed while the damping is still moderate
         active = active[moved | (~better & (lam[active] < 1e8))]
     return f
 
@@ -386,9 +395,10 @@ def _start(q: np.ndarray, y: np.ndarray, mapping: str, fitted: Mapping | None = 
     """Full-sample logistic parameters on the standardised scale, the start of every resample's fit."""
     if not mapping.startswith("logistic"):
         return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        fitted = fitted or fit_mapping(q, y, mapping)
+    if fitted is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            fitted = fit_mapping(q, y, mapping)
     if fitted.kind != mapping:  # the full-sample fit fell back to a line: start from the default guess
         return _default_start(mapping, _standardise(q)[0], y)
     return fitted.params
@@ -412,14 +422,31 @@ def bootstrap(pred, mos, *, metric: str | None = None, higher_better: bool | Non
     content. The same ``seed`` gives the same resamples for every metric, so intervals of metrics
     on the same images are comparable.
     """
-    if not 0 < level < 1:
-        raise IQAError(f"level must be in (0, 1), got {level}.")
     if n_boot < 10:
         raise IQAError(f"n_boot={n_boot} is too few for an interval; use 1000 or more.")
     x, y = _as_pair(pred, mos, min_n=5)
     q = orient(x, _direction(metric, higher_better), labels_higher_better)
-    p0 = _start(q, y, mapping)
-    draws = _bootstrap_draws(q, y, mapping, n_boot, seed, clusters, p0)
+    return intervals(bootstrap_draws(q, y, mapping=mapping, n_boot=n_boot, seed=seed, clusters=clusters), level)
+
+
+def bootstrap_draws(q, y, *, mapping: str = "poly3", n_boot: int = 1000, seed: int = 0, clusters=None,
+                    fitted: Mapping | None = None) -> np.ndarray:
+    """Bootstrap replicates (n_boot, 2) of SRCC and fitted PLCC for predictions ``q`` already oriented
+    to the labels ``y``. The same ``seed`` (and n, clusters) gives the same resamples, so the rows
+    of two metrics' draws are paired. ``fitted``: the full-sample mapping, if already at hand.
+    """
+    if n_boot < 1:
+        raise IQAError(f"n_boot must be at least 1, got {n_boot}.")
+    if mapping not in MAPPINGS:
+        raise IQAError(f"unknown mapping {mapping!r}; choose one of {', '.join(MAPPINGS)}.")
+    q, y = _as_pair(q, y, min_n=5)
+    return _bootstrap_draws(q, y, mapping, n_boot, seed, clusters, _start(q, y, mapping, fitted))
+
+
+def intervals(draws: np.ndarray, level: float = 0.95) -> dict[str, Interval]:
+    """Percentile intervals of SRCC, PLCC and main score from :func:`bootstrap_draws` output."""
+    if not 0 < level < 1:
+        raise IQAError(f"level must be in (0, 1), got {level}.")
     return {"srcc": _interval(draws[:, 0], level), "plcc": _interval(draws[:, 1], level),
             "main": _interval(draws.sum(axis=1), level)}
 
@@ -478,18 +505,29 @@ def compare(pred_a, pred_b, mos, *, a: str = "A", b: str = "B", higher_better_a:
     xb, _ = _as_pair(pred_b, mos, min_n=5)
     qa = orient(xa, _direction_or_default(a, higher_better_a), labels_higher_better)
     qb = orient(xb, _direction_or_default(b, higher_better_b), labels_higher_better)
-    fa, fb = fit_mapping(qa, y, mapping), fit_mapping(qb, y, mapping)
-    ma, mb = fa(qa), fb(qb)
+    opts = dict(mapping=mapping, n_boot=n_boot, seed=seed, clusters=clusters)
+    return compare_oriented(qa, qb, y, bootstrap_draws(qa, y, **opts), bootstrap_draws(qb, y, **opts),
+                            a=a, b=b, mapping=mapping, level=level)
+
+
+def compare_oriented(qa, qb, y, draws_a: np.ndarray, draws_b: np.ndarray, *, a: str = "A", b: str = "B",
+                     mapping: str = "poly3", level: float = 0.95) -> Comparison:
+    """:func:`compare` for oriented predictions whose paired bootstrap draws are already computed."""
+    qa, y = _as_pair(qa, y, min_n=5)
+    qb, _ = _as_pair(qb, y, min_n=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ma, mb = fit_mapping(qa, y, mapping)(qa), fit_mapping(qb, y, mapping)(qb)
     n = y.size
     t_p, p_p = williams_test(_pearson(ma, y), _pearson(mb, y), _pearson(ma, mb), n)
     ra, rb, ry = stats.rankdata(qa), stats.rankdata(qb), stats.rankdata(y)
     t_s, p_s = williams_test(_pearson(ra, ry), _pearson(rb, ry), _pearson(ra, rb), n)
-    da = _bootstrap_draws(qa, y, mapping, n_boot, seed, clusters, _start(qa, y, mapping, fa)).sum(axis=1)
-    db = _bootstrap_draws(qb, y, mapping, n_boot, seed, clusters, _start(qb, y, mapping, fb)).sum(axis=1)
-    diff = (da - db)[np.isfinite(da - db)]
+    diff = draws_a.sum(axis=1) - draws_b.sum(axis=1)
+    diff = diff[np.isfinite(diff)]
     diff_main = (_pearson(ra, ry) + _pearson(ma, y)) - (_pearson(rb, ry) + _pearson(mb, y))
-    if diff.size:
-        p_boot = float(min(1.0, 2 * min((diff <= 0).mean(), (diff >= 0).mean())))
+    if diff.size:  # (1 + count) / (B + 1): a bootstrap p-value is never below the resolution of B draws
+        tail = min((diff <= 0).sum(), (diff >= 0).sum())
+        p_boot = float(min(1.0, 2 * (1 + tail) / (diff.size + 1)))
     else:
         p_boot = float("nan")
     return Comparison(a, b, n, float(diff_main), _interval(diff, level), p_boot, t_p, p_p, t_s, p_s)
