@@ -312,10 +312,12 @@ def _wsolve(J: np.ndarray, w: np.ndarray, r: np.ndarray, damping: np.ndarray | N
         g = (Jw.transpose(0, 2, 1) @ r[..., None])[..., 0]
     if damping is not None:
         A = A + damping[:, None, None] * (np.eye(A.shape[-1]) * np.diagonal(A, axis1=1, axis2=2)[:, None, :])
-    eye = np.eye(A.shape[-1])
-    scale = np.trace(A, axis1=1, axis2=2)[:, None, None] / A.shape[-1]
-    A = A + (ridge * scale + 1e-300) * eye
-    return np.linalg.solve(A, g[..., None])[..., 0]
+    if ridge:
+        A = A + ridge * np.trace(A, axis1=1, axis2=2)[:, None, None] / A.shape[-1] * np.eye(A.shape[-1])
+    try:
+        return np.linalg.solve(A, g[..., None])[..., 0]
+    except np.linalg.LinAlgError:  # a resample with too few distinct scores: minimum-norm solution
+        return (np.linalg.pinv(A) @ g[..., None])[..., 0]
 
 
 def _logistic_basis(kind: str, z: np.ndarray, theta: np.ndarray) -> np.ndarray:
