@@ -11,7 +11,8 @@ split by the cosine-log filter bank (one low-pass, five octave band-passes, appl
 band-limited contrasts (Peli) get the contrast-threshold function's detection thresholds and the
 suprathreshold masking of cmaskn.m (including its use of ctf(band index) and its clipping of |ci| > 1
 to +1), and NQM = 10 log10(sum y1^2 / sum (y1 - y2)^2) of the thresholded reconstructions.
-Computed in float64 like MATLAB: threshold decisions on contrasts are sensitive to rounding.
+Computed in float64 like MATLAB: the threshold decisions on contrasts are sensitive to rounding (float32
+FFTs moved NQM by up to 2e-4 relative on the test images; float64 agrees with the original to 5e-8).
 """
 
 from __future__ import annotations

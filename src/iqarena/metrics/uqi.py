@@ -27,7 +27,7 @@ def to_255(x: torch.Tensor) -> torch.Tensor:
     given as float32 in [0, 1] become exact integers (as MATLAB's double(uint8))."""
     x = x.double() * 255.0
     r = torch.round(x)
-    return torch.where((x - r).abs() < 1e-4, r, x)
+    return x + (torch.where((x - r).abs() < 1e-4, r, x) - x).detach()   # snapped values, identity gradient
 
 
 def grey_255(x: torch.Tensor) -> torch.Tensor:
