@@ -28,7 +28,6 @@ import scipy.ndimage as ndi
 import torch
 import torch.nn.functional as F
 
-from ..ops.filters import conv2, imfilter
 from .registry import register
 from .uqi import grey_255
 
@@ -48,12 +47,25 @@ def _canny_kernels(sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
     return g, d
 
 
+def _conv1d_replicate(x: torch.Tensor, k: torch.Tensor, dim: int) -> torch.Tensor:
+    """imfilter(x, k, 'conv', 'replicate') along ``dim`` (-1 or -2) for an odd 1-D kernel, as a sum of
+    shifted copies (float64; torch's float64 convolution is slow on CPU)."""
+    ext = (k.numel() - 1) // 2
+    n = x.shape[dim]
+    idx = torch.arange(-ext, n + ext, device=x.device).clamp(0, n - 1)
+    xp = x.index_select(dim, idx)
+    out = torch.zeros_like(x)
+    for t in range(k.numel()):            # conv: out[i] = sum_t k[t] x[i + ext - t]
+        out = out + k[t] * xp.narrow(dim, 2 * ext - t, n)
+    return out
+
+
 def _smooth_gradient(x: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
     """dx, dy of edge.m: Gaussian along one axis, derivative along the other, 'conv' with 'replicate'."""
     g, d = _canny_kernels(sigma)
-    g, d = g.to(x.device), torch.flip(d, (0,)).to(x.device)   # convolution = correlation with the flipped kernel
-    dx = imfilter(imfilter(x, g.view(-1, 1), "replicate"), d.view(1, -1), "replicate")
-    dy = imfilter(imfilter(x, g.view(1, -1), "replicate"), d.view(-1, 1), "replicate")
+    g, d = g.to(x.device), d.to(x.device)
+    dx = _conv1d_replicate(_conv1d_replicate(x, g, -2), d, -1)
+    dy = _conv1d_replicate(_conv1d_replicate(x, g, -1), d, -2)
     return dx, dy
 
 
@@ -131,6 +143,20 @@ def riesz(x: torch.Tensor) -> torch.Tensor:
     return torch.fft.irfft2(spec * _riesz_kernels(h, w, x.device), s=(h, w))
 
 
+def _downsample(x: torch.Tensor) -> torch.Tensor:
+    """RFSIM.m: F = max(1, round(min(H, W) / 256)); conv2(x, ones(F) / F^2, 'same') sampled at 1:F:end.
+
+    conv2 'same' sample i averages x[i - (F - 1 - F // 2) .. i + F // 2] (zeros outside), so this is an
+    F x F mean pool with stride F over the zero-padded image."""
+    rows, cols = x.shape[-2:]
+    f = max(1, int(math.floor(min(rows, cols) / 256 + 0.5)))
+    if f == 1:
+        return x
+    before = f - 1 - f // 2
+    out = F.avg_pool2d(F.pad(x, (before, f, before, f)), f, stride=f)
+    return out[..., : -(-rows // f), : -(-cols // f)]
+
+
 def _dilate_square4(m: torch.Tensor) -> torch.Tensor:
     """imdilate(m, strel('square', 4)): the 4x4 window covers rows/cols i-2 .. i+1 (MATLAB's even-size origin)."""
     mf = F.pad(m.float(), (2, 1, 2, 1))
@@ -146,10 +172,7 @@ def rfsim(dist: torch.Tensor, ref: torch.Tensor, *, c: float = 1.2, canny_low: f
     """Riesz-transform based feature similarity (RFSIM.m)."""
     n = ref.shape[0]
     x = torch.cat([grey_255(ref), grey_255(dist)])
-    rows, cols = x.shape[-2:]
-    f = max(1, int(math.floor(min(rows, cols) / 256 + 0.5)))
-    if f > 1:
-        x = conv2(x, torch.full((f, f), 1.0 / (f * f), dtype=x.dtype, device=x.device), "same")[..., ::f, ::f]
+    x = _downsample(x)
     r = riesz(x)
     mask = _dilate_square4(canny(x, canny_low, canny_high, canny_sigma))
     mask = (mask[:n] | mask[n:]).double()
