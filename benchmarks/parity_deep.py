@@ -23,7 +23,7 @@ environment) for the published key names. The original packages take them as fol
   environment (parity_wadiqam_chainer.py), which also writes the weights with Chainer's save_hdf5, the
   format of the published files; iqarena loads that HDF5 file.
 
-Inputs: the five calibration pairs at full size (384x512) and their 128x128 crops [128:256, 192:320] (the
+Inputs: the five calibration pairs at full size (384x512) and their 96x96 crops [144:240, 208:304] (the
 crops are what tests/test_deep.py recomputes quickly). ``--write`` records the original code's outputs as
 test expectations. Also times each side (median of 3, CPU threads as set by torch).
 """
@@ -53,8 +53,10 @@ from iqarena.metrics.pieapp import PieAPP  # noqa: E402
 from iqarena.metrics.wadiqam import WaDIQaMFR  # noqa: E402
 
 NAMES = ["I03", "I04", "I06", "I08", "I19"]
-CROP = (slice(128, 256), slice(192, 320))
-SEEDS = {"alexnet": 1, "vgg16": 2, "squeezenet1_1": 3, "pieapp": 4, "wadiqam": 5}
+CROP = (slice(144, 240), slice(208, 304))
+SEEDS = {"alexnet": 1, "vgg16": 2, "squeezenet1_1": 3, "pieapp": 4, "wadiqam": 5, "resnet50": 6,
+         "inception_resnet_v2": 7, "squeezenet1_1_full": 8}
+BACKBONE_INPUT = (1, 3, 80, 80)  # numpy RandomState(0).random_sample, float32
 KEYS = json.loads((ROOT / "tests" / "data" / "backbone_keys.json").read_text())
 
 
@@ -121,6 +123,38 @@ def tv_stub(name: str, sd: dict[str, torch.Tensor]):
         return net
 
     return build
+
+
+def backbone_input() -> torch.Tensor:
+    return torch.from_numpy(np.random.RandomState(0).random_sample(BACKBONE_INPUT).astype(np.float32))
+
+
+def run_backbones(report: dict) -> dict:
+    """Whole-network forward (classifier included) of torchvision's / timm's models and ours, same weights."""
+    import timm
+    import torchvision
+
+    from iqarena import backbones as B
+
+    x = backbone_input()
+    out = {}
+    cases = [("resnet50", "resnet50", lambda: torchvision.models.resnet50(weights=None), B.resnet50, None),
+             ("squeezenet1_1_full", "squeezenet1_1", lambda: torchvision.models.squeezenet1_1(weights=None),
+              B.SqueezeNet11, None),
+             ("inception_resnet_v2", "inception_resnet_v2",
+              lambda: timm.create_model("inception_resnet_v2", pretrained=False), B.InceptionResNetV2,
+              {"last_linear.": "classif."})]
+    for tag, keys, make_ref, make_ours, rename in cases:
+        sd = seeded_state_dict(KEYS[keys], SEEDS[tag])
+        ref = make_ref().eval()
+        ref_sd = {k if not rename else k.replace("last_linear.", "classif."): v for k, v in sd.items()}
+        ref.load_state_dict(ref_sd)
+        ours = B.load_weights(make_ours().eval(), sd)
+        with torch.no_grad():
+            a, b = ref(x), ours(x)
+        out[tag] = {"first16": a[:, :16].tolist(), "sum": a.sum(1).tolist(), "abs_sum": a.abs().sum(1).tolist()}
+        report[f"backbone {tag} logits max|diff| (max|logit| {float(a.abs().max()):.3g})"] = float((a - b).abs().max())
+    return out
 
 
 def run_lpips(tmp: Path, imgs, report: dict) -> dict:
@@ -243,7 +277,7 @@ def run_pieapp(tmp: Path, imgs, report: dict, repo: Path | None) -> dict:
             report[f"pieapp {tag} seconds pyiqa"] = round(tc, 3)
         except Exception as exc:  # noqa: BLE001 - a peer failing is reported, not fatal
             report[f"pieapp {tag} pyiqa"] = f"failed: {exc}"
-    if repo is not None and "full" in imgs:
+    if repo is not None:
         d, r = imgs["crop"]
         a6 = torch.tensor(original_pieapp(repo, sd, d, r, 6))
         with torch.no_grad():
@@ -308,11 +342,13 @@ def main() -> None:
                     "PieAPPv0pt1_PT.py + test_PieAPP_PT.py procedure, deepIQA's Chainer FRModel) with stand-in "
                     "backbone weights iqarena.backbones.seeded_state_dict(keys, seed); see "
                     "benchmarks/parity_deep.py",
-            "seeds": SEEDS, "crop": [CROP[0].start, CROP[0].stop, CROP[1].start, CROP[1].stop], "names": NAMES,
+            "seeds": SEEDS, "backbone_input": list(BACKBONE_INPUT), "names": NAMES,
+            "crop": [CROP[0].start, CROP[0].stop, CROP[1].start, CROP[1].stop],
             "lpips": run_lpips(tmp, imgs, report),
             "dists": run_dists(tmp, imgs, report),
             "pieapp": run_pieapp(tmp, imgs, report, args.pieapp_repo),
             "wadiqam_fr": run_wadiqam(tmp, imgs, report, args.deepiqa_repo, args.chainer_python),
+            "backbones": run_backbones(report),
         }
     for k, v in report.items():
         print(f"{k:60s} {v}")

@@ -8,7 +8,7 @@ at run time. ``include_top=False`` leaves out the ImageNet classifier, for featu
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import torch
@@ -21,7 +21,7 @@ from .resnet import ResNet, resnet18, resnet34, resnet50, resnet101, resnet152
 from .squeezenet import SqueezeNet11
 from .vgg import VGG16
 
-__all__ = ["AlexNet", "InceptionResNetV2", "ResNet", "SqueezeNet11", "VGG16", "load_weights", "resnet18", "resnet34",
+__all__ = ["AlexNet", "InceptionResNetV2", "ResNet", "SqueezeNet11", "VGG16", "from_state_dict", "load_weights", "resnet18", "resnet34",
            "resnet50", "resnet101", "resnet152", "seeded_state_dict"]
 
 
@@ -49,10 +49,25 @@ def load_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what
     return module
 
 
+def from_state_dict(factory: Callable[[], nn.Module], state_dict: Mapping[str, torch.Tensor],
+                    what: str = "checkpoint", rename: Mapping[str, str] | None = None) -> nn.Module:
+    """``load_weights(factory(), ...)`` without the cost of random initialisation: the network is built on
+    the meta device, given empty CPU storage, then filled from ``state_dict`` (batch-norm counters that a
+    file lacks are zeroed)."""
+    with torch.device("meta"):
+        net = factory()
+    net = net.to_empty(device="cpu")
+    for name, buf in net.named_buffers():
+        if name.endswith("num_batches_tracked"):
+            buf.zero_()
+    return load_weights(net, state_dict, what, rename)
+
+
 def seeded_state_dict(shapes: Mapping[str, tuple[int, ...] | list[int]], seed: int = 0) -> dict[str, torch.Tensor]:
-    """Deterministic random weights for the given keys and shapes (same numbers on any platform and version:
-    numpy's legacy RandomState). Weights of rank >= 2 get He scaling, 1-D tensors small values around 0,
-    batch-norm variances and scales around 1. For stand-in checkpoints in tests and parity scripts."""
+    """Deterministic random weights for the given keys and shapes, the same numbers on any platform and
+    numpy version (the legacy RandomState stream; uniform on 65536 levels, zero mean, unit variance before
+    scaling). Weights of rank >= 2 get He scaling, batch-norm variances and scales lie around 1, other 1-D
+    tensors around 0. For stand-in checkpoints in tests and parity scripts."""
     rs = np.random.RandomState(seed)
     out = {}
     for k, shape in shapes.items():
@@ -60,14 +75,15 @@ def seeded_state_dict(shapes: Mapping[str, tuple[int, ...] | list[int]], seed: i
         if k.endswith("num_batches_tracked"):
             out[k] = torch.zeros(shape, dtype=torch.long)
             continue
-        z = rs.standard_normal(shape)
+        u = rs.randint(0, 65536, size=shape, dtype=np.uint16).astype(np.float32)
+        z = (u * np.float32(2 / 65535) - np.float32(1)) * np.float32(np.sqrt(3))
         if len(shape) >= 2:
-            z = z * np.sqrt(2.0 / max(1, int(np.prod(shape[1:]))))
+            z *= np.float32(np.sqrt(2.0 / max(1, int(np.prod(shape[1:])))))
         elif k.endswith("running_var"):
-            z = 1.0 + 0.1 * np.abs(z)
+            z = 1 + np.float32(0.1) * np.abs(z)
         elif k.endswith(".weight") and k[: -len("weight")] + "running_var" in shapes:
-            z = 1.0 + 0.1 * z
+            z = 1 + np.float32(0.1) * z
         else:
-            z = 0.01 * z
-        out[k] = torch.from_numpy(np.asarray(z, dtype=np.float32))
+            z *= np.float32(0.01)
+        out[k] = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
     return out

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..backbones import VGG16, load_weights
+from ..backbones import VGG16, from_state_dict
 from ..weights import load_state_dict
 from .lpips import as_rgb, frozen
 from .registry import register
@@ -55,7 +55,7 @@ class DISTS(nn.Module):
 
     def __init__(self, backbone: str | Path | None = None, alpha_beta: str | Path | None = None):
         super().__init__()
-        vgg = load_weights(VGG16(include_top=False), load_state_dict(backbone or "vgg16"), "VGG16 backbone")
+        vgg = from_state_dict(lambda: VGG16(include_top=False), load_state_dict(backbone or "vgg16"), "VGG16 backbone")
         for i, c in zip(VGG16.pool_indices[:4], (64, 128, 256, 512)):
             vgg.features[i] = L2Pool(c)
         self.net = frozen(vgg)

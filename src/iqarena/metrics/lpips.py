@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..backbones import VGG16, AlexNet, SqueezeNet11, load_weights
+from ..backbones import VGG16, AlexNet, SqueezeNet11, from_state_dict
 from ..weights import load_state_dict
 from .registry import register
 
@@ -69,8 +69,8 @@ class LPIPS(nn.Module):
         if net not in _NETS:
             raise ValueError(f"net must be one of {', '.join(_NETS)}, got {net!r}")
         cls, backbone_name, linear_name = _NETS[net]
-        self.net = frozen(load_weights(cls(include_top=False), load_state_dict(backbone or backbone_name),
-                                       f"{net} backbone"))
+        self.net = frozen(from_state_dict(lambda: cls(include_top=False), load_state_dict(backbone or backbone_name),
+                                          f"{net} backbone"))
         lin = load_state_dict(linear or linear_name)
         ws = [lin[f"lin{i}.model.1.weight"].reshape(1, -1, 1, 1).float() for i in range(len(cls.stage_ends))]
         for i, w in enumerate(ws):

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..backbones import load_weights
+from ..backbones import from_state_dict
 from ..errors import IQAError
 from ..weights import load_state_dict
 from .lpips import as_rgb, frozen
@@ -113,7 +113,7 @@ class PieAPP(nn.Module):
         if stride < 1:
             raise IQAError(f"stride must be a positive number of pixels, got {stride}.")
         self.stride, self.chunk = int(stride), int(chunk)
-        self.net = frozen(load_weights(PieAPPNet(), load_state_dict(weights or "pieapp"), "PieAPP weights"))
+        self.net = frozen(from_state_dict(PieAPPNet, load_state_dict(weights or "pieapp"), "PieAPP weights"))
 
     def forward(self, dist: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         n, _, h, w = dist.shape

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..backbones import load_weights
+from ..backbones import from_state_dict
 from ..errors import IQAError
 from ..weights import load_state_dict
 from .lpips import as_rgb, frozen
@@ -76,7 +76,7 @@ class WaDIQaMFR(nn.Module):
             raise IQAError(f"model must be 'tid' or 'live', got {model!r}.")
         self.chunk = int(chunk)
         sd = load_state_dict(weights or f"wadiqam-fr-{model}")
-        self.net = frozen(load_weights(WaDIQaMFRNet(), sd, "WaDIQaM-FR weights"))
+        self.net = frozen(from_state_dict(WaDIQaMFRNet, sd, "WaDIQaM-FR weights"))
 
     def forward(self, dist: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         n, _, h, w = dist.shape
