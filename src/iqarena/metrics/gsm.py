@@ -12,7 +12,9 @@ g = max over the four 5x5 directional operators of Chou & Li (the operators the 
 s = (2 (1 - r) + K) / (1 + (1 - r)^2 + K) with r = |g_ref - g_dist| / max(g_ref, g_dist) and the
 masking term K = C / max(g_ref, g_dist), C = 200 (s = 1 where both gradients are 0); luminance
 similarity l = 1 - ((ref - dist) / 255)^2; adaptive integration q = (1 - W) s + W l with W = p s,
-p = 0.1; GSM = mean(q). The constants C = 200 and p = 0.1 are the paper's.
+p = 0.1; GSM = mean(q). The constants C = 200 and p = 0.1 are the paper's. This reading discriminates
+weakly (against TID2013 I01: inverted image 0.988, all-black image 0.887), a hint that GSM.m's masking
+term or gradient scale differ; the values are provisional.
 """
 
 from __future__ import annotations

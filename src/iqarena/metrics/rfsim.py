@@ -163,7 +163,7 @@ def _dilate_square4(m: torch.Tensor) -> torch.Tensor:
     return F.max_pool2d(mf, 4, stride=1) > 0
 
 
-@register("rfsim", kind="fr", higher_better=True, score_range=(0.0, 1.0),
+@register("rfsim", kind="fr", higher_better=True, score_range=(-1.0, 1.0),
           paper="Zhang, Zhang & Mou, RFSIM: a feature based image quality assessment metric using Riesz transforms, ICIP 2010",
           code="https://web.comp.polyu.edu.hk/cslzhang/IQA/RFSIM/RFSIM.htm (RFSIM.m)",
           colour="MATLAB rgb2gray rounded to 8 bits")

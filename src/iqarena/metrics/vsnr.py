@@ -117,7 +117,7 @@ def _find_best_csnrs(ce: torch.Tensor, cis: torch.Tensor, fs: torch.Tensor, iter
     return result
 
 
-@register("vsnr", kind="fr", higher_better=True, score_range=(0.0, float("inf")),
+@register("vsnr", kind="fr", higher_better=True, score_range=(float("-inf"), 2000.0),
           paper="Chandler & Hemami, VSNR: A wavelet-based visual signal-to-noise ratio for natural images, TIP 2007",
           code="http://foulard.ece.cornell.edu/dmc27/vsnr/vsnr.html (vsnr.m, imdwt.cpp; MeTriX MuX metrix_vsnr)",
           colour="0.299 R + 0.587 G + 0.114 B, not rounded (MeTriX MuX); option: gray (MATLAB rgb2gray)")
