@@ -115,6 +115,19 @@ def test_published_file_loads_through_the_catalogue(tmp_path, monkeypatch, crops
     d, r = crops[0][:2], crops[1][:2]
     with torch.no_grad():
         torch.testing.assert_close(m(d, r), LPIPS("squeeze", backbone=path)(d, r))
+    # and from the command line, on a full-size sample pair
+    from typer.testing import CliRunner
+
+    from conftest import SAMPLE
+    from iqarena.cli import app
+    from iqarena.io import read_image
+
+    res = CliRunner().invoke(app, ["score", "-m", "lpips_squeeze", "--dist", str(SAMPLE / "dist" / "I03.png"),
+                                   "--ref", str(SAMPLE / "ref" / "I03.png"), "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    with torch.no_grad():
+        want = m(read_image(SAMPLE / "dist" / "I03.png")[None], read_image(SAMPLE / "ref" / "I03.png")[None])
+    assert abs(float(res.output.strip().splitlines()[-1].split(",")[-1]) - float(want)) < 1e-6
 
 
 def test_load_weights_names_what_is_wrong():
