@@ -23,7 +23,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from ..ops.color import rgb2yiq
+from ..ops.color import YIQ_MATRIX
 from ..ops.phase import phase_congruency, safe_sqrt
 from .registry import register
 
@@ -44,6 +44,19 @@ def box_decimate(x: torch.Tensor, f: int) -> torch.Tensor:
 def featuresim_downsample(x: torch.Tensor) -> torch.Tensor:
     """FeatureSIM.m's downsampling by F = max(1, round(min(H, W) / 256))."""
     return box_decimate(x, max(1, int(min(x.shape[-2:]) / 256 + 0.5)))
+
+
+@functools.lru_cache(maxsize=16)
+def _yiq_weights(channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    m = torch.tensor(YIQ_MATRIX, dtype=torch.float64)[:channels] * 255
+    return m.view(channels, 3, 1, 1).to(device=device, dtype=dtype)
+
+
+def yiq255(x: torch.Tensor, channels: int = 3) -> torch.Tensor:
+    """rgb2ntsc on the 0-255 scale as one 1 x 1 convolution: Y (channels=1) or Y, I, Q. Grey input: Y = x."""
+    if x.shape[1] == 1:
+        return x * 255
+    return F.conv2d(x, _yiq_weights(channels, x.device, x.dtype))
 
 
 @functools.lru_cache(maxsize=8)
@@ -76,9 +89,9 @@ def fsim(dist: torch.Tensor, ref: torch.Tensor, *, chromatic: bool = False, t1: 
          t3: float = 200, t4: float = 200, lam: float = 0.03) -> torch.Tensor:
     """Feature similarity as FeatureSIM.m: FSIM on luminance, or FSIMc (chromatic=True) with I and Q."""
     n = ref.shape[0]
-    both = torch.cat([ref, dist]) * 255
-    colour = both.shape[1] == 3
-    both = featuresim_downsample(rgb2yiq(both) if colour else both)
+    colour = chromatic and ref.shape[1] == 3
+    channels = 3 if colour else 1
+    both = torch.cat([featuresim_downsample(yiq255(ref, channels)), featuresim_downsample(yiq255(dist, channels))])
     y = both[:, :1]
     pc = phase_congruency(y)
     gm = gradient_magnitude(y, _scharr(y.device, y.dtype))
@@ -87,7 +100,7 @@ def fsim(dist: torch.Tensor, ref: torch.Tensor, *, chromatic: bool = False, t1: 
     g_sim = (2 * g1 * g2 + t2) / (g1 * g1 + g2 * g2 + t2)
     pcm = torch.maximum(pc1, pc2)
     sim = g_sim * pc_sim
-    if chromatic and colour:
+    if colour:
         i1, i2, q1, q2 = both[:n, 1:2], both[n:, 1:2], both[:n, 2:3], both[n:, 2:3]
         i_sim = (2 * i1 * i2 + t3) / (i1 * i1 + i2 * i2 + t3)
         q_sim = (2 * q1 * q2 + t4) / (q1 * q1 + q2 * q2 + t4)

@@ -1,0 +1,166 @@
+"""FSIM, FSIMc, GMSD, MS-GMSD, NLPD: official values, properties, gradients, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from iqarena import IQAError, create_metric
+from iqarena.metrics.fsim import box_decimate, fsim
+from iqarena.metrics.gmsd import gmsd, ms_gmsd, std2
+from iqarena.metrics.nlpd import laplacian_pyramid, nlpd
+from iqarena.ops.filters import conv2
+from iqarena.ops.phase import matlab_median
+
+from conftest import assert_printed_precision, official
+from properties import DISTORTIONS, monotone
+
+NAMES = ["fsim", "fsimc", "gmsd", "ms_gmsd", "nlpd"]
+
+
+# ---- official values --------------------------------------------------------------------------------
+
+def test_fsimc_official(pairs):
+    dist, ref = pairs
+    assert_printed_precision(create_metric("fsimc")(dist, ref), "fsimc")
+
+
+@pytest.mark.parametrize("name", ["gmsd", "nlpd"])
+def test_fifteen_decimal_official(pairs, name):
+    """Printed with 15 decimals; float64 input gives float64 scores within 1e-15 of them."""
+    dist, ref = pairs
+    scores = create_metric(name)(dist.double(), ref.double())
+    assert scores.dtype == torch.float64
+    assert_printed_precision(scores, name)
+    for got, (want, _) in zip(scores.tolist(), official(name)):
+        assert abs(got - want) <= 1e-15, (name, got, want)
+
+
+def test_float32_input_is_close_to_official(pairs):
+    dist, ref = pairs
+    for name in ("gmsd", "nlpd"):
+        got = create_metric(name)(dist, ref)
+        assert got.dtype == torch.float32
+        want = torch.tensor([v for v, _ in official(name)])
+        assert torch.allclose(got, want, rtol=2e-6, atol=1e-9), name
+
+
+def test_std2_sums_in_matlab_order():
+    """Column-major order with four interleaved partial sums changes I08 at 1e-14; check the arithmetic."""
+    q = torch.rand(2, 1, 7, 5, dtype=torch.float64)
+    want = torch.from_numpy(np.array([np.std(m[0].numpy(), ddof=1) for m in q]))
+    assert torch.allclose(std2(q), want, rtol=1e-14, atol=0)
+
+
+# ---- conventions of the original code ---------------------------------------------------------------
+
+def test_box_decimate_equals_conv2_same_then_sampling():
+    x = torch.rand(2, 1, 11, 14, dtype=torch.float64)
+    for f in (2, 3, 4):
+        box = torch.full((f, f), 1.0 / f ** 2, dtype=torch.float64)
+        want = conv2(x, box, "same")[..., ::f, ::f]
+        assert torch.allclose(box_decimate(x, f), want, atol=1e-14)
+
+
+def test_matlab_median_even_and_odd():
+    for n in (8, 9, 50):
+        x = torch.randint(0, 4, (3, n)).double()
+        assert torch.equal(matlab_median(x), torch.from_numpy(np.median(x.numpy(), axis=-1)))
+
+
+def test_laplacian_pyramid_reconstructs_and_keeps_odd_sizes():
+    x = torch.rand(1, 1, 45, 37, dtype=torch.float64)
+    bands = laplacian_pyramid(x)
+    assert [tuple(b.shape[-2:]) for b in bands] == [(45, 37), (23, 19), (12, 10), (6, 5), (3, 3), (2, 2)]
+    assert bands[0].abs().mean() > 1e-3
+
+
+def test_fsim_grey_path_uses_the_image_itself(pairs):
+    """FeatureSIM.m's grey branch takes the image as Y: RGB FSIM == grey FSIM of Y = .299 R + .587 G + .114 B."""
+    dist, ref = pairs[0][:2, :, :192, :256].double(), pairs[1][:2, :, :192, :256].double()
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=torch.float64).view(1, 3, 1, 1)
+    y_d, y_r = (dist * w).sum(1, keepdim=True), (ref * w).sum(1, keepdim=True)
+    assert torch.allclose(fsim(dist, ref), fsim(y_d, y_r), atol=1e-12)
+    assert torch.allclose(fsim(y_d, y_r, chromatic=True), fsim(y_d, y_r), atol=0)  # FSIMc = FSIM on grey
+
+
+def test_chromatic_terms_matter(pairs):
+    dist, ref = pairs[0][:2], pairs[1][:2]
+    assert not torch.allclose(create_metric("fsim")(dist, ref), create_metric("fsimc")(dist, ref), atol=1e-4)
+    assert not torch.allclose(ms_gmsd(dist, ref), ms_gmsd(dist, ref, chromatic=True), atol=1e-4)
+
+
+def test_quantize_false_differs_only_slightly(pairs):
+    dist, ref = pairs[0][:1].double(), pairs[1][:1].double()
+    for fn in (gmsd, nlpd):
+        a, b = fn(dist, ref), fn(dist, ref, quantize=False)
+        assert 0 < (a - b).abs().item() < 0.01 * a.item()
+
+
+# ---- properties -------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", NAMES)
+def test_identity_is_best(pairs, name):
+    m = create_metric(name)
+    ref = pairs[1][:2]
+    best = 1.0 if m.info.higher_better else 0.0
+    assert torch.allclose(m(ref, ref), torch.full((2,), best), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("kind", list(DISTORTIONS))
+def test_monotone_on_real_image(i01, name, kind):
+    fn, levels = DISTORTIONS[kind]
+    m = create_metric(name)
+    dist = torch.cat([fn(i01, lv) for lv in levels])
+    scores = m(dist, i01.expand_as(dist)).tolist()
+    assert monotone(scores, m.info.higher_better), (name, kind, scores)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batch_equals_one_by_one(pairs, name):
+    m = create_metric(name)
+    dist, ref = pairs[0][:3], pairs[1][:3]
+    batch = m(dist, ref)
+    single = torch.cat([m(dist[i:i + 1], ref[i:i + 1]) for i in range(len(dist))])
+    assert batch.shape == (3,)
+    assert torch.allclose(batch, single, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_grey_and_colour_input(goldhill, pairs, name):
+    m = create_metric(name)
+    jpeg, orig = goldhill
+    grey = m(jpeg, orig)
+    assert grey.shape == (1,) and torch.isfinite(grey).all()
+    assert (grey < 1).all() if m.info.higher_better else (grey > 0).all()
+    # a grey image given as three equal channels scores like the grey image (the 8-bit rgb2gray of equal
+    # channels is the channel itself; the YIQ luminance is too, and the chroma is zero)
+    grey3 = m(jpeg.expand(-1, 3, -1, -1), orig.expand(-1, 3, -1, -1))
+    assert torch.allclose(grey, grey3, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name,options", [("fsim", {}), ("fsimc", {}), ("gmsd", {"quantize": False}),
+                                          ("ms_gmsd", {"chromatic": True}), ("nlpd", {"quantize": False})])
+def test_gradients_are_finite(pairs, name, options):
+    dist = pairs[0][:2, :, :96, :128].clone().requires_grad_(True)
+    ref = pairs[1][:2, :, :96, :128]
+    m = create_metric(name, **options)
+    m(dist, ref).sum().backward()
+    assert torch.isfinite(dist.grad).all() and dist.grad.abs().sum() > 0
+    same = ref.clone().requires_grad_(True)  # at identity (flat gradient regions, zero differences)
+    m(same, ref).sum().backward()
+    assert torch.isfinite(same.grad).all()
+
+
+# ---- errors -----------------------------------------------------------------------------------------
+
+def test_clear_errors(pairs):
+    dist, ref = pairs
+    with pytest.raises(IQAError, match="no option 'alpha'"):
+        create_metric("gmsd", alpha=0.5)
+    with pytest.raises(IQAError, match="differ in shape"):
+        create_metric("fsim")(dist[:, :, :100], ref)
+    with pytest.raises(IQAError, match="full-reference"):
+        create_metric("nlpd")(dist)
