@@ -33,6 +33,10 @@ ORIGINAL_CODE = {
 # The same for the grey 512x512 goldhill pair (JPEG, original).
 ORIGINAL_CODE_GOLDHILL = {"uqi": 0.496263746562, "nqm": 21.2538899048, "vsnr": 21.1044516054,
                           "iw_ssim": 0.886297251093, "rfsim": 0.349012177862}
+# The same for the top-left 201 x 301 crop of pair I08: odd sizes (NQM's off-centre grid, VSNR's padding
+# to 224 x 320, odd pyramid levels).
+ORIGINAL_CODE_I08_CROP = {"uqi": 0.984773300197, "nqm": 12.0725274911, "vsnr": 15.0555388501,
+                          "iw_ssim": 0.985133299867, "rfsim": 0.704627736136}
 # Original code on I01 (TID2013 reference) against itself: VSNR takes its Weber-law branch, NQM is Inf.
 ORIGINAL_CODE_I01_IDENTITY = {"uqi": 1.0, "nqm": float("inf"), "vsnr": 130.649672397, "iw_ssim": 1.0, "rfsim": 1.0}
 
@@ -73,6 +77,14 @@ def test_matches_original_code_on_grey_goldhill(goldhill, metric):
     with torch.no_grad():
         v = create_metric(metric)(dist, ref).item()
     assert v == pytest.approx(ORIGINAL_CODE_GOLDHILL[metric], rel=2e-6)
+
+
+@pytest.mark.parametrize("metric", sorted(ORIGINAL_CODE_I08_CROP))
+def test_matches_original_code_on_odd_sizes(pairs, metric):
+    dist, ref = pairs
+    with torch.no_grad():
+        v = create_metric(metric)(dist[3:4, :, :201, :301], ref[3:4, :, :201, :301]).item()
+    assert v == pytest.approx(ORIGINAL_CODE_I08_CROP[metric], rel=2e-6)
 
 
 @pytest.mark.parametrize("metric", ["uqi", "nqm", "iw_ssim", "rfsim"])
