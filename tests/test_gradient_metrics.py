@@ -46,6 +46,45 @@ def test_float32_input_is_close_to_official(pairs):
         assert torch.allclose(got, want, rtol=2e-6, atol=1e-9), name
 
 
+# The original code (FeatureSIM.m, GMSD.m, NLP_dist.m) run in GNU Octave 7.3 on the bundled 8-bit images:
+# FSIM (FeatureSIM's first output, on RGB) for the five pairs, and all four scores for the 201 x 301
+# top-left crops (odd sizes, no FSIM downsampling) and for the grey goldhill JPEG pair (512 x 512).
+OCTAVE_FSIM = (0.69729257119772659, 0.99982036904358684, 0.99990980474972213, 0.9586173934331208,
+               0.82976409025538778)
+OCTAVE_CROP = {
+    "fsim": (0.65920361840131636, 0.99930873749904614, 0.9998170095169423, 0.97808700928375392, 0.73726334803233073),
+    "fsimc": (0.65345000431927436, 0.97081509027990998, 0.99149836033875782, 0.97707438926851653, 0.7302663275299528),
+    "gmsd": (0.25554794298393235, 0.00044799611651084062, 0.00055015209558841765, 0.073455884776836025,
+             0.19530137006072665),
+    "nlpd": (0.64648767835020415, 0.020343734192262129, 0.015958709088610103, 0.23129109756925428, 0.42808060758485184),
+}
+OCTAVE_GOLDHILL = {"fsim": 0.8969129517541311, "gmsd": 0.13801258714179829, "nlpd": 0.32295994609244816}
+
+
+def _exact(x: torch.Tensor) -> torch.Tensor:
+    """8-bit images exactly as MATLAB holds them (k / 255 in float64; float32 k / 255 is off by 6e-8)."""
+    return torch.round(x.double() * 255) / 255
+
+
+def test_fsim_matches_original_code_run_in_octave(pairs):
+    dist, ref = map(_exact, pairs)
+    assert torch.allclose(fsim(dist, ref), torch.tensor(OCTAVE_FSIM, dtype=torch.float64), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("name", list(OCTAVE_CROP))
+def test_odd_size_crop_matches_original_code(pairs, name):
+    dist, ref = (_exact(t[..., :201, :301]) for t in pairs)
+    got = create_metric(name)(dist, ref)
+    assert torch.allclose(got, torch.tensor(OCTAVE_CROP[name], dtype=torch.float64), rtol=1e-12, atol=0)
+
+
+@pytest.mark.parametrize("name", list(OCTAVE_GOLDHILL))
+def test_grey_input_matches_original_code(goldhill, name):
+    jpeg, orig = map(_exact, goldhill)
+    got = create_metric(name)(jpeg, orig).item()
+    assert abs(got - OCTAVE_GOLDHILL[name]) <= 1e-12 * OCTAVE_GOLDHILL[name]
+
+
 def test_std2_sums_in_matlab_order():
     """Column-major order with four interleaved partial sums changes I08 at 1e-14; check the arithmetic."""
     q = torch.rand(2, 1, 7, 5, dtype=torch.float64)

@@ -19,6 +19,7 @@ Differences: none on purpose. Images without any structure (constant) give NaN, 
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 import torch.nn.functional as F
@@ -74,7 +75,7 @@ def gradient_magnitude(y: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
 def _real_power(p: torch.Tensor, exponent: float) -> torch.Tensor:
     """MATLAB real(p .^ exponent) for real p of either sign."""
     mag = p.abs() ** exponent
-    return torch.where(p < 0, mag * torch.cos(torch.tensor(torch.pi * exponent, dtype=p.dtype)), mag)
+    return torch.where(p < 0, mag * math.cos(math.pi * exponent), mag)
 
 
 _INFO = dict(kind="fr", higher_better=True, score_range=(0, 1),

@@ -51,8 +51,10 @@ def _matlab_sum(v: torch.Tensor) -> torch.Tensor:
     """Sum over the last dim in MATLAB's order: four interleaved running sums, combined left to right."""
     n = v.shape[-1]
     m = n - n % 4
-    lanes = v[..., :m].unflatten(-1, (m // 4, 4)).cumsum(dim=-2)[..., -1, :]
-    total = ((lanes[..., 0] + lanes[..., 1]) + lanes[..., 2]) + lanes[..., 3]
+    total = v.new_zeros(v.shape[:-1])
+    if m:
+        lanes = v[..., :m].unflatten(-1, (m // 4, 4)).cumsum(dim=-2)[..., -1, :]
+        total = ((lanes[..., 0] + lanes[..., 1]) + lanes[..., 2]) + lanes[..., 3]
     for j in range(m, n):
         total = total + v[..., j]
     return total
@@ -64,7 +66,7 @@ def std2(q: torch.Tensor) -> torch.Tensor:
     n = v.shape[-1]
     mu = _matlab_sum(v) / n
     d = v - mu[:, None]
-    return safe_sqrt(_matlab_sum(d * d) / (n - 1))
+    return safe_sqrt(_matlab_sum(d * d) / max(n - 1, 1))  # MATLAB: std of one value is 0
 
 
 def gms_map(m1: torch.Tensor, m2: torch.Tensor, c: float, alpha: float = 0.0) -> torch.Tensor:
