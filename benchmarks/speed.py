@@ -81,21 +81,30 @@ def _build(side: str, name: str, device: str):
     raise ValueError(side)
 
 
-def worker(side: str, metrics: list[str], batches: list[int], reps: int, device: str, threads: int) -> None:
+def worker(side: str, metrics: list[str], batches: list[int], reps: int, device: str, threads: int,
+           max_s: float) -> None:
     import torch
 
     torch.set_num_threads(threads)
     images = {b: _load_images(b) for b in batches}
     for name in metrics:
+        per_image_s = None
         for b in batches:
             rec = {"side": side, "metric": name, "batch": b}
+            if per_image_s is not None and per_image_s * b * (reps + 1) > max_s:
+                rec["error"] = f"skipped: about {per_image_s * b:.0f} s per call ({reps + 1} calls over the {max_s:.0f} s cap)"
+                print(json.dumps(rec), flush=True)
+                continue
             try:
                 fn = _build(side, name, device)
                 d, r = (t.to(device) for t in images[b])
                 times = []
                 with torch.no_grad():
+                    t0 = time.perf_counter()
                     scores = fn(d, r)  # warm-up (and the values)
-                    for _ in range(reps):
+                    warm = time.perf_counter() - t0
+                    n = reps if warm * reps <= max_s else max(3, int(max_s / max(warm, 1e-9)))
+                    for _ in range(n):
                         if device.startswith("cuda"):
                             torch.cuda.synchronize()
                         t0 = time.perf_counter()
@@ -104,6 +113,7 @@ def worker(side: str, metrics: list[str], batches: list[int], reps: int, device:
                             torch.cuda.synchronize()
                         times.append(time.perf_counter() - t0)
                 rec["ms"] = 1000 * statistics.median(times)
+                per_image_s = statistics.median(times) / b
                 rec["scores"] = [float(v) for v in torch.as_tensor(scores).flatten()[:5].cpu()]
             except Exception as exc:  # a peer without the metric's files offline, or without the metric
                 rec["error"] = f"{type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''}"
@@ -117,8 +127,9 @@ def _official() -> dict[str, list[float]]:
         return {row["metric"]: [float(row[f"{n}.bmp"]) for n in NAMES] for row in csv.DictReader(fh)}
 
 
-def _run_side(python: str, side: str, metrics, batches, reps, device, threads) -> list[dict]:
-    cmd = [python, __file__, "--worker", side, "--reps", str(reps), "--device", device, "--threads", str(threads)]
+def _run_side(python: str, side: str, metrics, batches, reps, device, threads, max_s) -> list[dict]:
+    cmd = [python, __file__, "--worker", side, "--reps", str(reps), "--device", device, "--threads", str(threads),
+           "--max-seconds", str(max_s)]
     for m in metrics:
         cmd += ["-m", m]
     for b in batches:
@@ -138,6 +149,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--max-seconds", type=float, default=120.0,
+                    help="skip a larger batch whose estimated time (from the smaller one) exceeds this")
     ap.add_argument("--peers-python", default=os.environ.get("PEERS_PYTHON", "/tmp/peers/bin/python"))
     ap.add_argument("--markdown", type=Path, help="also write the table to this Markdown file")
     ap.add_argument("--json", type=Path, help="also write every record to this JSON file")
@@ -145,7 +158,7 @@ def main() -> None:
     a = ap.parse_args()
     batches = a.batch or [1, 16]
     if a.worker:
-        worker(a.worker, a.metric, batches, a.reps, a.device, a.threads)
+        worker(a.worker, a.metric, batches, a.reps, a.device, a.threads, a.max_seconds)
         return
 
     import iqarena
@@ -153,10 +166,10 @@ def main() -> None:
     metrics = a.metric or iqarena.list_metrics()
     if a.metric is None:
         metrics = [m for m in metrics if iqarena.metrics.registry.is_available(iqarena.get_info(m))]
-    recs = _run_side(sys.executable, "iqarena", metrics, batches, a.reps, a.device, a.threads)
+    recs = _run_side(sys.executable, "iqarena", metrics, batches, a.reps, a.device, a.threads, a.max_seconds)
     if Path(a.peers_python).exists():
-        recs += _run_side(a.peers_python, "pyiqa", [m for m in metrics if m in PYIQA], batches, a.reps, a.device, a.threads)
-        recs += _run_side(a.peers_python, "piq", [m for m in metrics if m in PIQ], batches, a.reps, a.device, a.threads)
+        recs += _run_side(a.peers_python, "pyiqa", [m for m in metrics if m in PYIQA], batches, a.reps, a.device, a.threads, a.max_seconds)
+        recs += _run_side(a.peers_python, "piq", [m for m in metrics if m in PIQ], batches, a.reps, a.device, a.threads, a.max_seconds)
     else:
         print(f"no peers interpreter at {a.peers_python}: timing iqarena alone", file=sys.stderr)
     table = render(recs, metrics, batches, a)
@@ -176,7 +189,7 @@ def render(recs, metrics, batches, a) -> str:
         if r is None:
             return "—"
         if "error" in r:
-            return "n/a"
+            return "skip" if r["error"].startswith("skipped") else "n/a"
         return f"{r['ms']:.1f}"
 
     def dev(side, m):
@@ -189,7 +202,7 @@ def render(recs, metrics, batches, a) -> str:
     import torch
 
     lines = [f"Device: {a.device}, {a.threads} threads, torch {torch.__version__} (iqarena side); median of {a.reps} "
-             "runs after one warm-up; milliseconds per batch of 512x384 pairs. Ratio = iqarena / fastest peer "
+             "runs after one warm-up (at least 3 where a call is slow); milliseconds per batch of 512x384 pairs. Ratio = iqarena / fastest peer "
              "(below 1: iqarena faster). Max dev = largest relative deviation from the official values on the "
              "five pairs (iqarena / pyiqa / piq), where official values exist.", ""]
     head = "| metric | batch | iqarena ms | pyiqa ms | piq ms | ratio | max dev (iqarena / pyiqa / piq) |"
@@ -205,7 +218,7 @@ def render(recs, metrics, batches, a) -> str:
                          f"{ratio} | {devs} |")
     errors = sorted({f"{r['side']} {r['metric']}: {r['error']}" for r in recs if "error" in r})
     if errors:
-        lines += ["", "Not run (n/a):", ""] + [f"- {e}" for e in errors]
+        lines += ["", "Not run (n/a, skip):", ""] + [f"- {e}" for e in errors]
     return "\n".join(lines) + "\n"
 
 
