@@ -33,6 +33,7 @@ from ..ops.pyramid import build_spyr
 from .registry import register
 
 _TOL = 1e-15
+_STATS_DTYPE = torch.float64
 _VIF_CODE = "http://live.ece.utexas.edu/research/Quality/vifvec_release.zip"
 
 
@@ -62,21 +63,36 @@ def channel_gain(cov: torch.Tensor, ssx: torch.Tensor, ssy: torch.Tensor, tol: f
     return g, vv.clamp(min=tol)
 
 
+def _strided_window_sums(x: torch.Tensor, win: int, start: int, step: int, count: int, dim: int) -> torch.Tensor:
+    """Sums of ``win`` consecutive samples along ``dim`` starting at start, start + step, ... (count windows),
+    from one cumulative sum."""
+    c = torch.cumsum(x, dim)
+    last = start + step * (count - 1)
+    hi = c.narrow(dim, start + win - 1, last - start + 1)
+    if start > 0:
+        lo = c.narrow(dim, start - 1, last - start + 1)
+    else:
+        lo = torch.cat([torch.zeros_like(c.narrow(dim, 0, 1)), c.narrow(dim, 0, last)], dim)
+    idx = torch.arange(0, last - start + 1, step, device=x.device)
+    return (hi - lo).index_select(dim, idx)
+
+
 def _channel(y: torch.Tensor, yn: torch.Tensor, win: int, block: int) -> tuple[torch.Tensor, torch.Tensor]:
     """vifsub_est_M / distsub_est_M: gain g and noise variance vv of the distortion channel, one value
     per block; the win x win window sums are taken at block centres with 'reflect1' edges."""
     b, k, h, w = y.shape
     p = win // 2
-    st = torch.stack([y, yn, y * y, yn * yn, y * yn], 2).view(b * k, 5, h, w)
-    st = F.pad(st, (p, p, p, p), mode="reflect")[..., block // 2:, block // 2:]
-    mean = F.avg_pool2d(st, win, stride=block).view(b, k, 5, h // block, w // block)
-    mx, my, exx, eyy, exy = mean.unbind(2)
+    # reflect-pad first (padding commutes with pointwise products)
+    yp, ynp = F.pad(torch.stack([y, yn], 2).view(b * k, 2, h, w), (p, p, p, p), mode="reflect").unbind(1)
+    st = torch.stack([yp, ynp, yp * yp, ynp * ynp, yp * ynp], 1)
+    st = _strided_window_sums(st, win, block // 2, block, h // block, -2)
+    st = _strided_window_sums(st, win, block // 2, block, w // block, -1)
     n = win * win
-    cov = n * (exy - mx * my)
-    ssx = (n * (exx - mx * mx)).clamp(min=0)
-    ssy = (n * (eyy - my * my)).clamp(min=0)
-    g, vv = channel_gain(cov, ssx, ssy, _TOL, n)
-    return g, vv
+    sx, sy, sxx, syy, sxy = st.view(b, k, 5, h // block, w // block).unbind(2)
+    cov = sxy - sx * sy / n
+    ssx = (sxx - sx * sx / n).clamp(min=0)
+    ssy = (syy - sy * sy / n).clamp(min=0)
+    return channel_gain(cov, ssx, ssy, _TOL, n)
 
 
 def _gsm(y: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,10 +101,10 @@ def _gsm(y: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
     b, k, h, w = y.shape
     flat = y.reshape(b * k, 1, h, w)
     u = F.unfold(flat, block)  # (BK, M*M, L), all overlapping blocks
-    u = u - u.mean(-1, keepdim=True)
-    cov = u @ u.transpose(1, 2) / u.shape[-1]
+    mean = u.mean(-1, keepdim=True)
+    cov = u @ u.transpose(1, 2) / u.shape[-1] - mean @ mean.transpose(1, 2)
     v = F.unfold(flat, block, stride=block)  # non-overlapping blocks
-    s = (torch.linalg.solve(cov, v) * v).sum(1) / (block * block)
+    s = ((torch.linalg.inv(cov) @ v) * v).sum(1) / (block * block)
     lam = torch.linalg.eigvalsh(cov)
     return lam.view(b, k, -1), s.view(b, k, h // block, w // block)
 
@@ -104,7 +120,7 @@ def gsm_subband_terms(ref: torch.Tensor, dist: torch.Tensor, levels: int = 4, or
         win = 2 ** lev + 1
         h, w = band.shape[-2:]
         hc, wc = h // block * block, w // block * block
-        band = band[..., :hc, :wc].double()
+        band = band[..., :hc, :wc].to(_STATS_DTYPE)
         y, yn = band[:, 0], band[:, 1]
         g, vv = _channel(y, yn, win, block)
         lam, s = _gsm(y, block)
@@ -130,6 +146,17 @@ def vif(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quantize
     return (num / den).to(dist.dtype)
 
 
+def _vifp_fits(n: int, scales: int) -> bool:
+    """Whether every 'valid' Gaussian filtering of vifp_mscale.m fits an image side of n pixels."""
+    for scale in range(1, scales + 1):
+        size = 2 ** (scales - scale + 1) + 1
+        if scale > 1:
+            n = (n - size + 2) // 2  # 'valid', then every second sample
+        if n < size:
+            return False
+    return True
+
+
 @register("vifp", kind="fr", higher_better=True, score_range=(0, float("inf")),
           paper="Sheikh & Bovik, Image information and visual quality, TIP 2006 (pixel-domain version)",
           code=_VIF_CODE.replace("vifvec_release.zip", "") + " (vifp_mscale.m)",
@@ -137,6 +164,10 @@ def vif(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quantize
 def vifp(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quantize: bool = True,
          sigma_nsq: float = 2.0, scales: int = 4) -> torch.Tensor:
     """Multi-scale pixel-domain VIF with a scalar GSM (vifp_mscale.m)."""
+    if not _vifp_fits(min(ref.shape[-2:]), scales):
+        least = next(n for n in range(1, 4096) if _vifp_fits(n, scales))
+        raise IQAError(f"vifp with {scales} scales needs images of at least {least} pixels per side, "
+                       f"got {tuple(ref.shape[-2:])}.")
     # A constant offset changes no variance; centring keeps float32 cancellation small.
     x = _grey255(ref, colour, quantize) - 128
     y = _grey255(dist, colour, quantize) - 128
@@ -147,9 +178,6 @@ def vifp(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quantiz
         win = (g1, g1)
         if scale > 1:
             x, y = imfilter(torch.cat([x, y], 1), win, "zeros", "valid")[..., ::2, ::2].split(1, 1)
-        if min(x.shape[-2:]) < size:
-            raise IQAError(f"vifp needs images of at least {2 ** (scales + 1) + 1 + 32} pixels per side "
-                           f"for {scales} scales; got {tuple(ref.shape[-2:])}.")
         mx, my, exx, eyy, exy = imfilter(torch.cat([x, y, x * x, y * y, x * y], 1), win, "zeros", "valid").split(1, 1)
         s1 = (exx - mx * mx).clamp(min=0)
         s2 = (eyy - my * my).clamp(min=0)
