@@ -87,14 +87,14 @@ def phase_congruency(im: torch.Tensor, *, nscale: int = 4, norient: int = 4, min
                                           float(sigma_onf), float(dtheta_on_sigma), im.device, im.dtype)
     eo = torch.fft.ifft2(torch.fft.fft2(im[:, 0])[:, None, None] * bank)     # (N, O, S, H, W)
     amplitude = eo.abs()
-    even, odd = eo.real, eo.imag
     sum_an = amplitude.sum(dim=2)                                              # (N, O, H, W)
-    sum_e, sum_o = even.sum(dim=2), odd.sum(dim=2)
-    x_energy2 = sum_e * sum_e + sum_o * sum_o
+    sum_eo = eo.sum(dim=2)                                                     # sumE + i sumO
+    x_energy2 = sum_eo.real ** 2 + sum_eo.imag ** 2
     x_energy = torch.sqrt(x_energy2) + epsilon
-    mean_e, mean_o = (sum_e / x_energy)[:, :, None], (sum_o / x_energy)[:, :, None]
-    # sum over scales of E.MeanE + O.MeanO - |E.MeanO - O.MeanE|; the first two terms sum in closed form
-    energy = x_energy2 / x_energy - (even * mean_o - odd * mean_e).abs().sum(dim=2)
+    # Energy = sum over scales of E.MeanE + O.MeanO - |E.MeanO - O.MeanE| with Mean = sumEO / XEnergy.
+    # The first two terms sum to |sumEO|^2 / XEnergy; E.MeanO - O.MeanE = -Im(EO * conj(Mean)).
+    mean_conj = (sum_eo.conj() / x_energy)[:, :, None]
+    energy = x_energy2 / x_energy - (eo * mean_conj).imag.abs().sum(dim=2)
 
     # Noise threshold per image and orientation from the smallest scale's squared amplitude.
     median_e2n = matlab_median((amplitude[:, :, 0] ** 2).flatten(2))      # (N, O)
