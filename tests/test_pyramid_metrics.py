@@ -183,3 +183,23 @@ def test_scf_bands_are_analytic_and_oriented():
         assert energy.argmax() == band
         mag = b[band].abs()
         assert (mag.max() - mag.min()) / mag.mean() < 1e-4  # one-sided spectrum: constant envelope
+
+
+def test_ms_ssim_odd_size_downsampling():
+    """msssim.m's imfilter(ones(2)/4, 'symmetric', 'same') on odd sizes: the last row/column pairs with itself."""
+    from iqarena.metrics.ms_ssim import _half
+
+    x = torch.arange(35, dtype=torch.float64).view(1, 1, 5, 7)
+    xp = torch.cat([x, x[..., -1:, :]], -2)
+    xp = torch.cat([xp, xp[..., -1:]], -1)
+    want = (xp[..., 0::2, 0::2] + xp[..., 1::2, 0::2] + xp[..., 0::2, 1::2] + xp[..., 1::2, 1::2]) / 4
+    assert torch.equal(_half(x), want)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+@pytest.mark.parametrize("name", NAMES)
+def test_cuda_matches_cpu(name, pairs):
+    dist, ref = (downscale(t[:2], 2) for t in pairs)
+    cpu = create_metric(name)(dist, ref)
+    gpu = create_metric(name, device="cuda")(dist.cuda(), ref.cuda()).cpu()
+    assert torch.allclose(cpu, gpu, rtol=1e-4, atol=1e-5)
