@@ -297,6 +297,16 @@ def test_evaluate_end_to_end_pipal(tmp_path, cli, monkeypatch):
     assert res.exit_code == 0, res.output
     assert calls == [(1, [lines[-1].split(",")[1]])]
     assert _table(out)["psnr"]["srcc"] == table["psnr"]["srcc"]
+    # a metric whose code changed since its scores were cached is scored again, every image of it
+    run_file = json.loads((out / "run.json").read_text())
+    run_file["fingerprints"]["psnr"] = "edited"
+    (out / "run.json").write_text(json.dumps(run_file))
+    calls.clear()
+    res = cli("evaluate", "--dataset", "pipal", "--root", tmp_path / "pipal", "-m", "psnr", "-m", "ssim",
+              "-o", out, "--bootstrap", "0", "--no-plots")
+    assert res.exit_code == 0, res.output
+    assert calls == [(28, ["psnr"])]
+    assert _table(out)["psnr"]["srcc"] == table["psnr"]["srcc"]
 
 
 def test_evaluate_refuses_to_overwrite(tmp_path, cli):

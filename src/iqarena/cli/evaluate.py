@@ -87,8 +87,8 @@ def register(app: typer.Typer) -> None:
         from ..datasets.base import Dataset
         from ..datasets.table import read_rows
         from ..evaluate.report import Scores, analyse, write_report
-        from ..evaluate.run import (match_predictions, prepare_output, read_predictions, score_dataset,
-                                    write_run_file)
+        from ..evaluate.run import (match_predictions, prepare_output, read_predictions, refresh_fingerprints,
+                                    score_dataset, write_run_file)
         from ..metrics import get_info
         from .score import available_metrics
 
@@ -131,8 +131,11 @@ def register(app: typer.Typer) -> None:
                     "options": options}
         resumed = prepare_output(out, identity, overwrite)
         command = "iqarena " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        write_run_file(out, identity, {"command": command, "metrics": names})
+        prints, stale = refresh_fingerprints(out, names)
+        write_run_file(out, identity, {"command": command, "metrics": names, "fingerprints": prints})
         typer.echo(f"{ds.describe()}; {'resuming' if resumed else 'writing'} {out}", err=True)
+        if stale:
+            typer.echo(f"the code of {', '.join(stale)} changed since its scores were cached: scoring again", err=True)
 
         columns = []
         if names:

@@ -52,6 +52,13 @@ class ScoreCache:
                     continue
         return out
 
+    def drop(self, metrics: Iterable[str]) -> None:
+        """Rewrite the cache without the rows of ``metrics``."""
+        gone = set(metrics)
+        kept = {k: v for k, v in self.load().items() if k[1] not in gone}
+        self.path.unlink(missing_ok=True)
+        self.append((image, metric, score) for (image, metric), score in kept.items())
+
     def append(self, rows: Iterable[tuple[str, str, float]]) -> None:
         new = not self.path.is_file() or self.path.stat().st_size == 0
         with self.path.open("a", newline="") as fh:
@@ -184,3 +191,35 @@ def write_run_file(folder: Path, identity: dict, extra: dict) -> None:
     import json
 
     (Path(folder) / RUN_FILE).write_text(json.dumps({"identity": identity, **extra}, indent=1) + "\n")
+
+
+def fingerprint(metric: str) -> str:
+    """A hash of the source file that defines a registered metric: cached scores of an edited metric are stale."""
+    import hashlib
+    import inspect
+
+    from ..metrics import get_info
+
+    info = get_info(metric)
+    try:
+        source = Path(inspect.getsourcefile(info.target)).read_bytes()
+    except (TypeError, OSError):
+        source = repr(info).encode()
+    return hashlib.sha256(source + repr(sorted(info.defaults.items())).encode()).hexdigest()[:16]
+
+
+def refresh_fingerprints(folder: Path, metrics: list[str]) -> tuple[dict[str, str], list[str]]:
+    """Fingerprints of ``metrics`` merged with those recorded in the folder's run file, and the metrics
+    whose code changed since their scores were cached (their rows are removed from the cache)."""
+    import json
+
+    run_file = Path(folder) / RUN_FILE
+    try:
+        previous = json.loads(run_file.read_text()).get("fingerprints", {}) if run_file.is_file() else {}
+    except json.JSONDecodeError:
+        previous = {}
+    current = {m: fingerprint(m) for m in metrics}
+    stale = [m for m in metrics if m in previous and previous[m] != current[m]]
+    if stale:
+        ScoreCache(folder).drop(stale)
+    return {**previous, **current}, stale
