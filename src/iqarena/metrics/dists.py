@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from ..backbones import VGG16, from_state_dict
 from ..weights import load_state_dict
-from .lpips import as_rgb, frozen
+from .lpips import as_rgb, channels_last, frozen
 from .registry import register
 
 
@@ -68,7 +68,7 @@ class DISTS(nn.Module):
     def forward(self, dist: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         n = dist.shape[0]
         x = torch.cat([as_rgb(dist), as_rgb(ref)]).to(self.mean.dtype)
-        feats = [x] + self.net.stages((x - self.mean) / self.std)
+        feats = [x] + self.net.stages(channels_last((x - self.mean) / self.std))
         s1, s2 = [], []
         c1 = c2 = 1e-6
         for f in feats:

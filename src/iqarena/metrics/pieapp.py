@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from ..backbones import from_state_dict
 from ..errors import IQAError
 from ..weights import load_state_dict
-from .lpips import as_rgb, frozen
+from .lpips import as_rgb, channels_last, frozen
 from .registry import register
 
 PATCH = 64
@@ -94,7 +94,8 @@ def extract_patches(x: torch.Tensor, ys: tuple[int, ...], xs: tuple[int, ...], s
 
 def weighted_patch_mean(net: nn.Module, pd: torch.Tensor, pr: torch.Tensor, n: int, chunk: int) -> torch.Tensor:
     """Per image, the mean of ``net.patch_scores`` errors weighted by its weights, patches in chunks."""
-    parts = [net.patch_scores(pd[i:i + chunk], pr[i:i + chunk]) for i in range(0, pd.shape[0], chunk)]
+    parts = [net.patch_scores(channels_last(pd[i:i + chunk]), channels_last(pr[i:i + chunk]))
+             for i in range(0, pd.shape[0], chunk)]
     score = torch.cat([s for s, _ in parts]).view(n, -1)
     weight = torch.cat([w for _, w in parts]).view(n, -1)
     return (score * weight).sum(1) / weight.sum(1)
