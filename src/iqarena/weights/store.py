@@ -6,7 +6,7 @@ Where files are looked for, in order:
 2. the cache folder: ``$IQARENA_HOME/weights`` (default ``$XDG_CACHE_HOME/iqarena/weights``, else
    ``~/.cache/iqarena/weights``), under the file's published name;
 3. torch's hub cache (``$TORCH_HOME/hub/checkpoints``, default ``~/.cache/torch/hub/checkpoints``), where
-   torchvision and pyiqa leave the same published files.
+   torchvision and piq leave the same published files (pyiqa keeps renamed copies elsewhere).
 
 ``is_present`` is cheap (the file exists with its published size); the hash is checked when a file is
 loaded (once per process and file version).
