@@ -83,16 +83,14 @@ def register(app: typer.Typer) -> None:
     @app.command("metrics")
     def metrics_cmd() -> None:
         """List every metric: kind, direction, score range, parameter files."""
-        from ..metrics.registry import is_available
+        from ..weights import is_present
 
         table = Table(show_header=True, header_style="bold")
         for col in ("name", "kind", "better", "range", "parameter files", "colour"):
             table.add_column(col)
         for n in list_metrics():
             i = get_info(n)
-            files = ", ".join(i.weights) if i.weights else "none"
-            if i.weights and not is_available(i):
-                files += " (missing)"
+            files = ", ".join(w if is_present(w) else f"{w} (missing)" for w in i.weights) or "none"
             lo, hi = i.score_range
             table.add_row(n, "full-reference" if i.kind == "fr" else "no-reference",
                           "higher" if i.higher_better else "lower", f"[{lo:g}, {hi:g}]", files, i.colour)
