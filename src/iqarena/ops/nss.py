@@ -1,0 +1,188 @@
+"""Natural-scene statistics shared by NIQE, BRISQUE and PIQE: MSCN coefficients, GGD and AGGD fits.
+
+Follows the LIVE releases (Mittal, Moorthy, Bovik): ``estimateggdparam.m`` and ``estimateaggdparam.m``
+pick the shape parameter on the grid ``0.2:0.001:10`` (MATLAB's colon, built from both ends) by the
+closest moment ratio; MATLAB's ``min`` returns the first index on ties and index 1 when every
+difference is NaN (alpha = 0.2 then), which is reproduced here. Every fit works on the last
+dimension of a tensor, so all images and blocks of a batch are fitted at once.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from scipy.special import gamma as _gamma
+
+from .color import GRAY_WEIGHTS
+from .filters import gaussian_kernel1d, pad
+
+
+def matlab_colon(a: float, d: float, b: float) -> np.ndarray:
+    """MATLAB ``a:d:b`` for d > 0: the first half is a + k d, the second half b - k d (from the end),
+    the middle of an even count (a + b) / 2."""
+    n = int(np.floor((b - a) / d + 1e-10))
+    k = np.arange(n + 1, dtype=np.float64)
+    out = np.where(k <= n / 2, a + k * d, b - (n - k) * d)
+    if n % 2 == 0:
+        out[n // 2] = (a + b) / 2
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _grid_np() -> dict[str, np.ndarray]:
+    gam = matlab_colon(0.2, 0.001, 10.0)
+    g1, g2, g3 = _gamma(1.0 / gam), _gamma(2.0 / gam), _gamma(3.0 / gam)
+    return {"gam": gam, "g1": g1, "g2": g2, "g3": g3,
+            "r_aggd": (g2 * g2) / (g1 * g3),   # increasing in gam
+            "r_ggd": (g1 * g3) / (g2 * g2)}    # decreasing in gam
+
+
+@functools.lru_cache(maxsize=None)
+def grid(device: torch.device, dtype: torch.dtype = torch.float64) -> dict[str, torch.Tensor]:
+    """The shape grid 0.2:0.001:10 with Gamma(1/a), Gamma(2/a), Gamma(3/a) and both moment ratios."""
+    return {k: torch.as_tensor(v, dtype=dtype, device=device) for k, v in _grid_np().items()}
+
+
+def _closest(r: torch.Tensor, target: torch.Tensor, increasing: bool, squared: bool) -> torch.Tensor:
+    """Index of MATLAB ``min((r - t).^2)`` (or ``min(abs(r - t))``) for each target, r monotone.
+
+    The nearest grid values bracket the target, so only the two neighbours of its sorted position
+    are compared; the lower index wins a tie and a NaN target gives index 0, as MATLAB's min.
+    """
+    rs = r if increasing else r.flip(0)
+    pos = torch.searchsorted(rs, target.contiguous())
+    lo = (pos - 1).clamp(0, r.numel() - 1)
+    hi = pos.clamp(0, r.numel() - 1)
+    if not increasing:  # back to indices of r; in r the candidate from `hi` has the lower index
+        lo, hi = r.numel() - 1 - hi, r.numel() - 1 - lo
+    dl, dh = r[lo] - target, r[hi] - target
+    dl, dh = (dl * dl, dh * dh) if squared else (dl.abs(), dh.abs())
+    idx = torch.where(dh < dl, hi, lo)
+    return torch.where(torch.isnan(target), torch.zeros_like(idx), idx)
+
+
+def ggd_fit(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised Gaussian fit over the last dim (estimateggdparam.m): (shape alpha, std sigma)."""
+    g = grid(v.device, v.dtype)
+    sigma_sq = (v * v).mean(-1)
+    e = v.abs().mean(-1)
+    rho = sigma_sq / (e * e)
+    idx = _closest(g["r_ggd"], rho, increasing=False, squared=False)
+    return g["gam"][idx], sigma_sq.sqrt()
+
+
+def aggd_fit(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Asymmetric generalised Gaussian fit over the last dim (estimateaggdparam.m).
+
+    Returns (alpha, left std, right std, grid index of alpha); the index gives Gamma(k / alpha)
+    from :func:`grid` without recomputing it.
+    """
+    g = grid(v.device, v.dtype)
+    neg = v.clamp(max=0)
+    pos = v - neg  # max(v, 0), exactly
+    s_neg, s_pos = (neg * neg).sum(-1), (pos * pos).sum(-1)
+    left = (s_neg / (v < 0).sum(-1)).sqrt()  # 0 / 0 = NaN where no sample is negative, as MATLAB's mean([])
+    right = (s_pos / (v > 0).sum(-1)).sqrt()
+    gh = left / right
+    m = (pos - neg).sum(-1) / v.shape[-1]
+    rhat = (m * m) / ((s_neg + s_pos) / v.shape[-1])
+    rhatnorm = (rhat * (gh.pow(3) + 1) * (gh + 1)) / (gh.pow(2) + 1).pow(2)
+    idx = _closest(g["r_aggd"], rhatnorm, increasing=True, squared=True)
+    return g["gam"][idx], left, right, idx
+
+
+def gray255(x: torch.Tensor, quantize: bool = True) -> torch.Tensor:
+    """(N, C, H, W) in [0, 1] -> (N, 1, H, W) float64 grey in 0..255.
+
+    Colour: MATLAB ``rgb2gray`` on uint8 data (weighted sum of the 8-bit values, rounded half away
+    from zero). With ``quantize`` the input is first put on the 8-bit grid, as read from an 8-bit
+    file; without it the grey values are 255 * the unrounded weighted sum (MATLAB on double input).
+    """
+    x = x.to(torch.float64) * 255
+    if quantize:
+        x = torch.floor(x.clamp(0, 255) + 0.5)
+    if x.shape[1] == 3:
+        w = GRAY_WEIGHTS
+        x = (x[:, 0:1] * w[0] + x[:, 1:2] * w[1]) + x[:, 2:3] * w[2]
+        if quantize:
+            x = torch.floor(x + 0.5)
+    return x
+
+
+# The separable factors MATLAB applies for the LIVE releases' window fspecial('gaussian', 7, 7/6) normalised
+# twice: conv2(hcol, hrow, A) with hcol, hrow from svd(h). Their last bits come from MATLAB's SVD and cannot be
+# recomputed here; these are the Gaussian factors with the few-ulp offsets (hcol: -2 ulp at taps 2 and 6,
+# hrow: +1 ulp at taps 1 and 7) that reproduce the calibration set's signs of flat-region coefficients.
+MATLAB_GAUSS7_HCOL = ("0x1.9b92991f24881p-7", "0x1.42e11ca517a5ep-4", "0x1.e5fb7c557fad1p-3", "0x1.5edacbc602378p-2",
+                      "0x1.e5fb7c557fad1p-3", "0x1.42e11ca517a5ep-4", "0x1.9b92991f24881p-7")
+MATLAB_GAUSS7_HROW = ("0x1.9b92991f24882p-7", "0x1.42e11ca517a60p-4", "0x1.e5fb7c557fad1p-3", "0x1.5edacbc602378p-2",
+                      "0x1.e5fb7c557fad1p-3", "0x1.42e11ca517a60p-4", "0x1.9b92991f24882p-7")
+
+
+@functools.lru_cache(maxsize=None)
+def _factors(size: int, sigma: float, dtype: torch.dtype, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    if size == 7 and abs(sigma - 7 / 6) < 1e-15:
+        hc = torch.tensor([float.fromhex(v) for v in MATLAB_GAUSS7_HCOL], dtype=torch.float64, device=device)
+        hr = torch.tensor([float.fromhex(v) for v in MATLAB_GAUSS7_HROW], dtype=torch.float64, device=device)
+        return hc.to(dtype), hr.to(dtype)
+    g = gaussian_kernel1d(size, sigma, torch.float64, device).to(dtype)
+    return g, g
+
+
+def _fma_chain(p: torch.Tensor, h: torch.Tensor, dim: int) -> torch.Tensor:
+    """Valid 1-D filtering along ``dim`` accumulated tap by tap with fused multiply-adds, last tap first
+    (the order of conv2's convolution loop); torch.addcmul is one FMA per element on CPU and CUDA."""
+    k = h.numel()
+    n = p.shape[dim] - k + 1
+    out = p.narrow(dim, k - 1, n) * h[k - 1]
+    for t in range(k - 2, -1, -1):
+        out = torch.addcmul(out, p.narrow(dim, t, n), h[t])
+    return out
+
+
+def conv2_separable(x: torch.Tensor, hcol: torch.Tensor, hrow: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
+    """MATLAB ``conv2(hcol, hrow, A, 'same')`` on a padded image (symmetric odd kernels): every column is
+    filtered with hcol, then every row with hrow, each output accumulated with FMAs as MATLAB does.
+
+    The arithmetic order matters where a window is flat (or a linear ramp): the mean then equals the centre
+    pixel up to rounding, and the sign of that rounding decides on which side of the AGGD fit the coefficient
+    counts. ``padding``: 'zeros' (filter2/conv2 'same') or 'replicate' (imfilter(..., 'replicate')).
+    """
+    r, c = hcol.numel() // 2, hrow.numel() // 2
+    p = pad(x, r, r, c, c, padding)
+    return _fma_chain(_fma_chain(p, hcol.to(x.dtype), -2), hrow.to(x.dtype), -1)
+
+
+def mscn(x: torch.Tensor, padding: str = "replicate", c: float = 1.0, size: int = 7,
+         sigma: float = 7 / 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean-subtracted contrast-normalised coefficients (x - mu) / (sigma + c) and the local std sigma.
+
+    mu and sigma come from the Gaussian window fspecial('gaussian', size, sigma) applied as MATLAB does
+    (separable conv2 with FMAs, see :func:`conv2_separable`) with the given padding: 'replicate' in NIQE
+    and PIQE (imfilter / imgaussfilt), 'zeros' in BRISQUE (filter2 'same').
+    """
+    hc, hr = _factors(size, float(sigma), x.dtype, x.device)
+    n = x.shape[0]
+    mu, mom2 = conv2_separable(torch.cat([x, x * x], 0), hc, hr, padding).split(n, 0)
+    sd = (mom2 - mu * mu).abs().sqrt()
+    return (x - mu) / (sd + c), sd
+
+
+# Neighbour offsets (rows, cols) of the paired products: horizontal, vertical, main and anti diagonal.
+PAIR_SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+
+def paired_products(s: torch.Tensor, shifts=PAIR_SHIFTS) -> torch.Tensor:
+    """Products of each coefficient with its circularly shifted neighbour over the last two dims
+    (MATLAB circshift: wraps around): shape (..., len(shifts), H, W)."""
+    return torch.stack([s * torch.roll(s, sh, dims=(-2, -1)) for sh in shifts], -3)
+
+
+@functools.lru_cache(maxsize=None)
+def fma_is_fused(device: torch.device) -> bool:
+    """True when torch.addcmul rounds once (a true FMA) on ``device``, as the MATLAB-parity filters assume."""
+    a = torch.tensor([1 + 2.0 ** -30], dtype=torch.float64, device=device)
+    c = torch.tensor([-(1 + 2.0 ** -29)], dtype=torch.float64, device=device)
+    return bool(torch.addcmul(c, a, a).item() == 2.0 ** -60)
