@@ -3,6 +3,7 @@ predictions, then write the benchmark report (Table 1, significance, Figures 3 a
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import sys
 from enum import Enum
@@ -125,14 +126,16 @@ def register(app: typer.Typer) -> None:
         names = list(dict.fromkeys(names))
 
         out = output or Path(f"evaluate-{ds.name}" + (f"-{ds.split}" if ds.split else ""))
-        identity = {"dataset": ds.name, "root": str(Path(ds.root).resolve()), "split": ds.split,
-                    "labels": str(labels.resolve()) if labels else None, "images": len(ds),
-                    "split_seed": split_seed if split and ds.split and key not in ("pipal", "koniq10k") else None,
+        # what the folder's cached scores belong to: the rows themselves, wherever the dataset lies
+        rows_hash = hashlib.sha256("\n".join(f"{r.distorted},{r.reference},{r.score!r}" for r in ds.rows)
+                                   .encode()).hexdigest()[:16]
+        identity = {"dataset": ds.name, "split": ds.split, "images": len(ds), "rows": rows_hash,
                     "options": options}
         resumed = prepare_output(out, identity, overwrite)
         command = "iqarena " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         prints, stale = refresh_fingerprints(out, names)
-        write_run_file(out, identity, {"command": command, "metrics": names, "fingerprints": prints})
+        write_run_file(out, identity, {"command": command, "root": str(ds.root), "metrics": names,
+                                       "fingerprints": prints})
         typer.echo(f"{ds.describe()}; {'resuming' if resumed else 'writing'} {out}", err=True)
         if stale:
             typer.echo(f"the code of {', '.join(stale)} changed since its scores were cached: scoring again", err=True)
