@@ -82,8 +82,10 @@ def _build(side: str, name: str, device: str):
 
 
 def worker(side: str, metrics: list[str], batches: list[int], reps: int, device: str, threads: int,
-           max_s: float) -> None:
+           max_s: float, clock: str) -> None:
     import torch
+
+    now = time.process_time if clock == "cpu" else time.perf_counter
 
     torch.set_num_threads(threads)
     images = {b: _load_images(b) for b in batches}
@@ -100,18 +102,18 @@ def worker(side: str, metrics: list[str], batches: list[int], reps: int, device:
                 d, r = (t.to(device) for t in images[b])
                 times = []
                 with torch.no_grad():
-                    t0 = time.perf_counter()
+                    t0 = now()
                     scores = fn(d, r)  # warm-up (and the values)
-                    warm = time.perf_counter() - t0
+                    warm = now() - t0
                     n = reps if warm * reps <= max_s else max(3, int(max_s / max(warm, 1e-9)))
                     for _ in range(n):
                         if device.startswith("cuda"):
                             torch.cuda.synchronize()
-                        t0 = time.perf_counter()
+                        t0 = now()
                         fn(d, r)
                         if device.startswith("cuda"):
                             torch.cuda.synchronize()
-                        times.append(time.perf_counter() - t0)
+                        times.append(now() - t0)
                 rec["ms"] = 1000 * statistics.median(times)
                 per_image_s = statistics.median(times) / b
                 rec["scores"] = [float(v) for v in torch.as_tensor(scores).flatten()[:5].cpu()]
@@ -127,9 +129,9 @@ def _official() -> dict[str, list[float]]:
         return {row["metric"]: [float(row[f"{n}.bmp"]) for n in NAMES] for row in csv.DictReader(fh)}
 
 
-def _run_side(python: str, side: str, metrics, batches, reps, device, threads, max_s) -> list[dict]:
+def _run_side(python: str, side: str, metrics, batches, reps, device, threads, max_s, clock) -> list[dict]:
     cmd = [python, __file__, "--worker", side, "--reps", str(reps), "--device", device, "--threads", str(threads),
-           "--max-seconds", str(max_s)]
+           "--max-seconds", str(max_s), "--clock", clock]
     for m in metrics:
         cmd += ["-m", m]
     for b in batches:
@@ -149,6 +151,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--clock", choices=["wall", "cpu"], default="wall",
+                    help="wall time, or CPU time of the process (all threads; steadier on a busy machine)")
     ap.add_argument("--max-seconds", type=float, default=120.0,
                     help="skip a larger batch whose estimated time (from the smaller one) exceeds this")
     ap.add_argument("--peers-python", default=os.environ.get("PEERS_PYTHON", "/tmp/peers/bin/python"))
@@ -158,7 +162,7 @@ def main() -> None:
     a = ap.parse_args()
     batches = a.batch or [1, 16]
     if a.worker:
-        worker(a.worker, a.metric, batches, a.reps, a.device, a.threads, a.max_seconds)
+        worker(a.worker, a.metric, batches, a.reps, a.device, a.threads, a.max_seconds, a.clock)
         return
 
     import iqarena
@@ -166,10 +170,10 @@ def main() -> None:
     metrics = a.metric or iqarena.list_metrics()
     if a.metric is None:
         metrics = [m for m in metrics if iqarena.metrics.registry.is_available(iqarena.get_info(m))]
-    recs = _run_side(sys.executable, "iqarena", metrics, batches, a.reps, a.device, a.threads, a.max_seconds)
+    recs = _run_side(sys.executable, "iqarena", metrics, batches, a.reps, a.device, a.threads, a.max_seconds, a.clock)
     if Path(a.peers_python).exists():
-        recs += _run_side(a.peers_python, "pyiqa", [m for m in metrics if m in PYIQA], batches, a.reps, a.device, a.threads, a.max_seconds)
-        recs += _run_side(a.peers_python, "piq", [m for m in metrics if m in PIQ], batches, a.reps, a.device, a.threads, a.max_seconds)
+        recs += _run_side(a.peers_python, "pyiqa", [m for m in metrics if m in PYIQA], batches, a.reps, a.device, a.threads, a.max_seconds, a.clock)
+        recs += _run_side(a.peers_python, "piq", [m for m in metrics if m in PIQ], batches, a.reps, a.device, a.threads, a.max_seconds, a.clock)
     else:
         print(f"no peers interpreter at {a.peers_python}: timing iqarena alone", file=sys.stderr)
     table = render(recs, metrics, batches, a)
@@ -201,7 +205,8 @@ def render(recs, metrics, batches, a) -> str:
 
     import torch
 
-    lines = [f"Device: {a.device}, {a.threads} threads, torch {torch.__version__} (iqarena side); median of {a.reps} "
+    clock = "CPU time of the process" if a.clock == "cpu" else "wall time"
+    lines = [f"Device: {a.device}, {a.threads} threads, {clock}, torch {torch.__version__} (iqarena side); median of {a.reps} "
              "runs after one warm-up (at least 3 where a call is slow); milliseconds per batch of 512x384 pairs. Ratio = iqarena / fastest peer "
              "(below 1: iqarena faster). Max dev = largest relative deviation from the official values on the "
              "five pairs (iqarena / pyiqa / piq), where official values exist.", ""]
