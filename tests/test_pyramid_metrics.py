@@ -38,7 +38,7 @@ def test_ms_ssim_product_is_plain_msssim(pairs):
 
 @pytest.fixture(scope="module")
 def small(i01):
-    return downscale(i01, 2)  # (1, 3, 192, 256)
+    return downscale(i01, 2)[..., 32:224]  # (1, 3, 192, 192): half size, central columns
 
 
 @pytest.fixture(scope="module")
@@ -109,8 +109,8 @@ def test_ms_ssim_rgb_option(goldhill):
 
 @pytest.mark.parametrize("name", ["ms_ssim", "cw_ssim", "vif", "vifp", "ifc"])
 def test_gradients_finite(name, small, distorted):
-    dist = distorted["noise"][1:2, :, :, :192].clone().requires_grad_(True)
-    score = create_metric(name, quantize=False)(dist, small[..., :192])
+    dist = distorted["noise"][1:2].clone().requires_grad_(True)
+    score = create_metric(name, quantize=False)(dist, small)
     score.sum().backward()
     assert torch.isfinite(dist.grad).all() and dist.grad.abs().sum() > 0
 
