@@ -231,3 +231,40 @@ def test_features_shapes(dist64):
     f, sharp = niqe_features(dist64[:2])
     assert f.shape == (2, 20, 36) and sharp.shape == (2, 20) and f.dtype == torch.float64
     assert brisque_features(dist64[:2]).shape == (2, 36)
+
+
+def test_cli_niqe_fit_and_brisque_train(tmp_path, pairs, i01):
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from iqarena.cli import app
+
+    def save(img, path):
+        Image.fromarray((img.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)).save(path)
+
+    (tmp_path / "pristine").mkdir()
+    for k, img in enumerate(pairs[1][:2]):
+        save(img, tmp_path / "pristine" / f"r{k}.png")
+    runner = CliRunner()
+    out = tmp_path / "model.mat"
+    res = runner.invoke(app, ["niqe-fit", str(tmp_path / "pristine"), "--output", str(out)])
+    assert res.exit_code == 0, res.output
+    assert np.allclose(load_niqe_model(out).mu, estimate_niqe_model(list(pairs[1][:2])).mu, rtol=1e-12)
+    res = runner.invoke(app, ["niqe-fit", str(tmp_path / "pristine"), "--output", str(out)])
+    assert res.exit_code != 0 and "exists" in str(res.exception)
+
+    x = i01[..., :128, :160]
+    rows = ["file,dmos"]
+    for k, s in enumerate([0.3, 0.8, 1.5, 2.5, 4.0]):
+        save(blur(x, s)[0], tmp_path / f"b{k}.png")
+        rows.append(f"b{k}.png,{10 + 15 * k}")
+    (tmp_path / "labels.csv").write_text("\n".join(rows) + "\n")
+    args = ["brisque-train", str(tmp_path / "labels.csv"), "--output", str(tmp_path / "bm"),
+            "--image-column", "file", "--score-column", "dmos"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert read_svr_model(tmp_path / "bm" / "allmodel").coef.size > 0
+    assert runner.invoke(app, args).exit_code != 0
+    assert runner.invoke(app, args + ["--overwrite"]).exit_code == 0
+    res = runner.invoke(app, ["brisque-train", str(tmp_path / "labels.csv"), "--output", str(tmp_path / "c")])
+    assert res.exit_code != 0 and "needs columns" in str(res.exception)
