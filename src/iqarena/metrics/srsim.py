@@ -53,7 +53,8 @@ def box_downsample(x: torch.Tensor, f: int) -> torch.Tensor:
     h, w = x.shape[-2:]
     ho, wo = -(-h // f), -(-w // f)
     before = (f - 1) - f // 2  # conv2 'same' window of output i: [i f - before, i f - before + f - 1]
-    xp = F.pad(x, (before, wo * f - w - before, before, ho * f - h - before))  # negative = crop
+    pads = (before, wo * f - w - before, before, ho * f - h - before)  # negative = crop
+    xp = F.pad(x, pads) if any(pads) else x
     out = None
     for i in range(f):
         for j in range(f):

@@ -48,37 +48,29 @@ def _taps(n_in: int, n_out: int, method: str, dtype: torch.dtype, device: torch.
     return idx.t().contiguous().to(device), w.t().contiguous().to(dtype=dtype, device=device)
 
 
-def _resize_axis(x: torch.Tensor, n_out: int, dim: int, method: str) -> torch.Tensor:
-    last = dim == x.ndim - 1
-    if last:  # gather whole rows: resize the columns of the transposed image
-        x = x.transpose(-1, -2).contiguous()
-        dim = x.ndim - 2
-    idx, w = _taps(x.shape[dim], n_out, method, x.dtype, x.device)
-    shape = [1] * x.ndim
-    shape[dim] = n_out
+def _resize_rows(x: torch.Tensor, n_out: int, method: str) -> torch.Tensor:
+    """One imresize pass along dim -2, as a few gathers of whole rows."""
+    idx, w = _taps(x.shape[-2], n_out, method, x.dtype, x.device)
     out = None
     for i, wi in zip(idx, w):
-        term = x.index_select(dim, i) * wi.view(shape)
+        term = x.index_select(-2, i) * wi[:, None]
         out = term if out is None else out.add_(term)
-    return out.transpose(-1, -2) if last else out
+    return out
 
 
 def imresize_taps(x: torch.Tensor, size: tuple[int, int], method: str = "bilinear") -> torch.Tensor:
-    """ops.resize.imresize to ``size`` applied as a few gathers per axis instead of dense matrices
-    (same weights, same order of axes: the smaller scale first, rows on ties)."""
-    h, w = x.shape[-2:]
-    order = sorted([(size[0] / h, 0), (size[1] / w, 1)], key=lambda t: t[0])
-    for _, axis in order:
-        x = _resize_axis(x, size[axis], x.ndim - 2 + axis, method)
-    return x
+    """ops.resize.imresize to ``size`` with the same weights, applied as gathers of whole rows (columns
+    on the transposed image) instead of dense matrices. Rows go first: the two passes commute, so this
+    differs from MATLAB's order (smaller scale first) by rounding only."""
+    x = _resize_rows(x, size[0], method)
+    return _resize_rows(x.transpose(-1, -2).contiguous(), size[1], method).transpose(-1, -2)
 
 
-def sdsp(x255: torch.Tensor, *, omega0: float = 0.021, sigma_f: float = 1.34, sigma_d: float = 145.0,
+def sdsp(x: torch.Tensor, *, omega0: float = 0.021, sigma_f: float = 1.34, sigma_d: float = 145.0,
          sigma_c: float = 0.001, work_size: int = 256) -> torch.Tensor:
-    """SDSP saliency (as inside VSI.m) of (N, 3, H, W) RGB in 0..255 -> (N, 1, H, W) map in [0, 1]."""
-    h, w = x255.shape[-2:]
-    small = imresize_taps(x255, (work_size, work_size), "bilinear")
-    lab = rgb2lab_sdsp(small / 255)
+    """SDSP saliency (as inside VSI.m) of (N, 3, H, W) RGB in [0, 1] -> (N, 1, H, W) map in [0, 1]."""
+    h, w = x.shape[-2:]
+    lab = rgb2lab_sdsp(imresize_taps(x, (work_size, work_size), "bilinear"))
     lg = sdsp_log_gabor(work_size, work_size, omega0, sigma_f, lab.dtype, lab.device)
     # LG is real and even, so real(ifft2(fft2(c) .* LG)) is the inverse real FFT of rfft2(c) .* LG
     half = lg[:, : work_size // 2 + 1]
@@ -121,15 +113,19 @@ def vsi(dist: torch.Tensor, ref: torch.Tensor, *, c_vs: float = 1.27, c_gm: floa
     if min(h, w) < 8:
         raise IQAError(f"vsi needs images of at least 8 x 8 pixels, got {h} x {w}.")
     n = ref.shape[0]
-    x = torch.cat([ref, dist]).to(_work_dtype(ref)) * 255
-    if x.shape[1] == 1:
-        x = x.expand(-1, 3, -1, -1)
-    sal = sdsp(x, omega0=omega0, sigma_f=sigma_f, sigma_d=sigma_d, sigma_c=sigma_c)
+    work = _work_dtype(ref)
     f = downsample_factor(h, w)
+    sal, rgb = [], []
+    for img in (ref, dist):  # full-size steps one image set at a time: no full-size concatenation
+        img = img.to(work)
+        if img.shape[1] == 1:
+            img = img.expand(-1, 3, -1, -1)
+        sal.append(box_downsample(sdsp(img, omega0=omega0, sigma_f=sigma_f, sigma_d=sigma_d, sigma_c=sigma_c), f))
+        rgb.append(box_downsample(img, f))
+    sal = torch.cat(sal).double()
     # L, M, N are linear in RGB, so downsampling RGB first gives the same channels with less work
-    rgb = box_downsample(x, f).double()
-    lmn = F.conv2d(rgb, rgb.new_tensor(_LMN)[:, :, None, None])
-    sal = box_downsample(sal, f).double()
+    rgb = torch.cat(rgb).double()
+    lmn = torch.einsum("ij,njhw->nihw", rgb.new_tensor(_LMN) * 255, rgb)
     grad = scharr_magnitude(lmn[:, :1])
     s1, s2 = sal[:n], sal[n:]
     g1, g2 = grad[:n], grad[n:]
