@@ -6,7 +6,8 @@ ical_std.c and ical_stat.c (release 2011, "Mad is now faster!"), http://vision.e
 
 Follows MAD_index.m on MATLAB rgb2gray (rounded to 8 bits), 0..255:
 
-- detection ("high quality") index: luminance k v^(2.2/3) (k = 0.02874), CSF filter (make_csf with
+- detection ("high quality") index: luminance k v^(2.2/3) (k = 0.02874) read from the code's table
+  at LUT(img + 1), which saturates for uint8 so that level 255 gets the value of 254; CSF filter (make_csf with
   its half-pixel grid, applied with fftshift/ifftshift as the code does); for 16 x 16 blocks at stride
   4 (ical_std.c): the std of the filtered error, the mean of the filtered reference, and its
   "modified std" (the smallest std of 8 x 8 sub-blocks, which ical_std.c takes at offsets 0 and 4
@@ -20,10 +21,12 @@ Follows MAD_index.m on MATLAB rgb2gray (rounded to 8 bits), 0..255:
   same border cut; RMS;
 - MAD = lo^(1 - a) hi^a, a = 1 / (1 + b1 hi^b2), b1 = exp(-2.55 / 3.35), b2 = 1 / (ln 10 * 3.35).
 
-Speed without changing the values: FFTs of both images batched against the filter bank, one scale
-at a time; block moments from exact central moments of the 4 x 4 cells merged pairwise (Chan et
-al.'s update), instead of re-summing 256 samples per block. float64 throughout, as the MEX code; equality with a plain
-loop-by-block transcription of the C code is checked in tests/test_saliency_mad.py.
+Speed without changing the values: FFTs of both images batched, one filter at a time; block moments
+from exact central moments of the 4 x 4 cells merged pairwise (Chan et al.'s update) instead of
+re-summing 256 samples per block; local MSE from cumulative sums. float64 throughout, as the MEX code.
+Equal to a loop-by-block transcription of the C code to 1e-12 (tests/test_saliency_mad.py) and to
+MAD_index.m with its MEX files run in Octave to 2e-14 on the five TID2013 calibration pairs.
+Known deviations: none measured on 8-bit images (values within 1e-3 of an integer grey level snap to it).
 """
 
 from __future__ import annotations
