@@ -243,11 +243,12 @@ def significance_markdown(rep: Report) -> str:
         return "Only one method: nothing to compare.\n"
     lines = ["| A | B | Δ main (A−B) | paired bootstrap CI | p (bootstrap) | p (Williams, PLCC) | p (Williams, SRCC) |",
              "|---|---|---|---|---|---|---|"]
+    floor = 2 / (rep.settings["bootstrap"] + 1)  # the smallest p-value B resamples can give
     for c in rep.comparisons:
         iv = c.diff_interval
         ci = "" if math.isnan(iv.low) else f"[{_f(iv.low, 3)}, {_f(iv.high, 3)}]"
-        lines.append(f"| {c.a} | {c.b} | {_f(c.diff_main)} | {ci} | {_p(c.p_bootstrap)} | {_p(c.p_plcc)} | "
-                     f"{_p(c.p_srcc)} |")
+        boot = f"≤{floor:.4f}" if c.p_bootstrap <= floor * (1 + 1e-9) else _p(c.p_bootstrap)
+        lines.append(f"| {c.a} | {c.b} | {_f(c.diff_main)} | {ci} | {boot} | {_p(c.p_plcc)} | {_p(c.p_srcc)} |")
     return "\n".join(lines) + "\n"
 
 
