@@ -100,9 +100,10 @@ def gray255(x: torch.Tensor, quantize: bool = True) -> torch.Tensor:
     from zero). With ``quantize`` the input is first put on the 8-bit grid, as read from an 8-bit
     file; without it the grey values are 255 * the unrounded weighted sum (MATLAB on double input).
     """
-    x = x.to(torch.float64) * 255
-    if quantize:
-        x = torch.floor(x.clamp(0, 255) + 0.5)
+    if quantize:  # the 8-bit values; exact in float32 for data that came from 8-bit files
+        x = torch.floor(x.clamp(0, 1) * 255 + 0.5).to(torch.float64)
+    else:
+        x = x.to(torch.float64) * 255
     if x.shape[1] == 3:
         w = GRAY_WEIGHTS
         x = (x[:, 0:1] * w[0] + x[:, 1:2] * w[1]) + x[:, 2:3] * w[2]
