@@ -66,8 +66,8 @@ def _closest(r: torch.Tensor, target: torch.Tensor, increasing: bool, squared: b
 def ggd_fit(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Generalised Gaussian fit over the last dim (estimateggdparam.m): (shape alpha, std sigma)."""
     g = grid(v.device, v.dtype)
-    sigma_sq = (v * v).mean(-1)
-    e = v.abs().mean(-1)
+    sigma_sq = torch.linalg.vector_norm(v, 2, -1).square() / v.shape[-1]
+    e = torch.linalg.vector_norm(v, 1, -1) / v.shape[-1]
     rho = sigma_sq / (e * e)
     idx = _closest(g["r_ggd"], rho, increasing=False, squared=False)
     return g["gam"][idx], sigma_sq.sqrt()
@@ -80,13 +80,14 @@ def aggd_fit(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor,
     from :func:`grid` without recomputing it.
     """
     g = grid(v.device, v.dtype)
-    neg = v.clamp(max=0)
-    pos = v - neg  # max(v, 0), exactly
-    s_neg, s_pos = (neg * neg).sum(-1), (pos * pos).sum(-1)
-    left = (s_neg / (v < 0).sum(-1)).sqrt()  # 0 / 0 = NaN where no sample is negative, as MATLAB's mean([])
-    right = (s_pos / (v > 0).sum(-1)).sqrt()
+    neg, pos = v.clamp(max=0), v.clamp(min=0)
+    s_neg = torch.linalg.vector_norm(neg, 2, -1).square()  # sum of squares without a temporary
+    s_pos = torch.linalg.vector_norm(pos, 2, -1).square()
+    # 0 / 0 = NaN where no sample is negative (positive), as MATLAB's mean([])
+    left = (s_neg / torch.count_nonzero(neg, -1)).sqrt()
+    right = (s_pos / torch.count_nonzero(pos, -1)).sqrt()
     gh = left / right
-    m = (pos - neg).sum(-1) / v.shape[-1]
+    m = torch.linalg.vector_norm(v, 1, -1) / v.shape[-1]
     rhat = (m * m) / ((s_neg + s_pos) / v.shape[-1])
     rhatnorm = (rhat * (gh.pow(3) + 1) * (gh + 1)) / (gh.pow(2) + 1).pow(2)
     idx = _closest(g["r_aggd"], rhatnorm, increasing=True, squared=True)
