@@ -158,11 +158,24 @@ def main() -> None:
     ap.add_argument("--peers-python", default=os.environ.get("PEERS_PYTHON", "/tmp/peers/bin/python"))
     ap.add_argument("--markdown", type=Path, help="also write the table to this Markdown file")
     ap.add_argument("--json", type=Path, help="also write every record to this JSON file")
+    ap.add_argument("--render", type=Path, nargs="+", metavar="JSON",
+                    help="only print the table of earlier --json files (later files replace earlier records)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     a = ap.parse_args()
     batches = a.batch or [1, 16]
     if a.worker:
         worker(a.worker, a.metric, batches, a.reps, a.device, a.threads, a.max_seconds, a.clock)
+        return
+
+    if a.render:
+        merged = {}
+        for f in a.render:
+            for r in json.loads(f.read_text()):
+                merged[(r["side"], r["metric"], r["batch"])] = r
+        recs = list(merged.values())
+        metrics = a.metric or sorted({r["metric"] for r in recs})
+        batches = a.batch or sorted({r["batch"] for r in recs})
+        print(render(recs, metrics, batches, a))
         return
 
     import iqarena
@@ -197,7 +210,7 @@ def render(recs, metrics, batches, a) -> str:
         return f"{r['ms']:.1f}"
 
     def dev(side, m):
-        r = by.get((side, m, batches[0]))
+        r = by.get((side, m, max(batches)))  # the largest batch holds all five pairs
         if not r or "scores" not in r or m not in official:
             return ""
         err = max(abs(s - o) / max(abs(o), 1e-12) for s, o in zip(r["scores"], official[m]))
@@ -209,7 +222,7 @@ def render(recs, metrics, batches, a) -> str:
     lines = [f"Device: {a.device}, {a.threads} threads, {clock}, torch {torch.__version__} (iqarena side); median of {a.reps} "
              "runs after one warm-up (at least 3 where a call is slow); milliseconds per batch of 512x384 pairs. Ratio = iqarena / fastest peer "
              "(below 1: iqarena faster). Max dev = largest relative deviation from the official values on the "
-             "five pairs (iqarena / pyiqa / piq), where official values exist.", ""]
+             "five pairs (from the largest batch) (iqarena / pyiqa / piq), where official values exist.", ""]
     head = "| metric | batch | iqarena ms | pyiqa ms | piq ms | ratio | max dev (iqarena / pyiqa / piq) |"
     lines += [head, "|---|---:|---:|---:|---:|---:|---|"]
     for m in metrics:
