@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from ..errors import IQAError
-from ..ops.nss import aggd_fit, ggd_fit, gray255, grid, mscn, paired_products
+from ..ops.nss import ggd_fit, gray255, grid, mscn, paired_aggd_fit
 from ..ops.resize import imresize
 from .registry import register
 
@@ -247,7 +247,7 @@ def brisque_features(x: torch.Tensor) -> torch.Tensor:
     for scale in range(2):
         s, _ = mscn(im, "zeros")
         alpha, sigma = ggd_fit(s.reshape(n, -1))
-        alpha2, left, right, idx = aggd_fit(paired_products(s[:, 0]).flatten(-2))  # (N, 4)
+        alpha2, left, right, idx = paired_aggd_fit(s[:, 0])  # (N, 4)
         const = g["g1"][idx].sqrt() / g["g3"][idx].sqrt()
         mean = (right - left) * (g["g2"][idx] / g["g1"][idx]) * const
         out += [alpha[:, None], (sigma * sigma)[:, None],

@@ -35,7 +35,7 @@ import scipy.io
 import torch
 
 from ..errors import IQAError
-from ..ops.nss import aggd_fit, gray255, grid, mscn, paired_products
+from ..ops.nss import aggd_fit, gray255, grid, mscn, paired_aggd_fit
 from ..ops.resize import imresize
 from .registry import register
 
@@ -107,7 +107,7 @@ def _block_features(s: torch.Tensor, b: int) -> torch.Tensor:
     alpha, left, right, idx = aggd_fit(blocks.flatten(-2))
     c = (g["g1"][idx] / g["g3"][idx]).sqrt()
     first = torch.stack([alpha, (left * c + right * c) / 2], -1)
-    alpha, left, right, idx = aggd_fit(paired_products(blocks).flatten(-2))  # (N, B, 4)
+    alpha, left, right, idx = paired_aggd_fit(blocks)  # (N, B, 4), products wrapping within each block
     c = (g["g1"][idx] / g["g3"][idx]).sqrt()
     bl, br = left * c, right * c
     mean = (br - bl) * (g["g2"][idx] / g["g1"][idx])

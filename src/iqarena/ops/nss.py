@@ -73,25 +73,34 @@ def ggd_fit(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return g["gam"][idx], sigma_sq.sqrt()
 
 
+def _aggd_moments(v: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Sums over the last dim that the AGGD fit needs: squares of the negative and of the positive samples,
+    their counts, absolute values, and the number of samples."""
+    neg, pos = v.clamp(max=0), v.clamp(min=0)
+    return (torch.linalg.vector_norm(neg, 2, -1).square(), torch.linalg.vector_norm(pos, 2, -1).square(),
+            torch.count_nonzero(neg, -1), torch.count_nonzero(pos, -1), torch.linalg.vector_norm(v, 1, -1),
+            v.shape[-1])
+
+
+def _aggd_from_moments(s_neg, s_pos, c_neg, c_pos, abs_sum, n):
+    g = grid(s_neg.device, s_neg.dtype)
+    left = (s_neg / c_neg).sqrt()  # 0 / 0 = NaN where no sample is negative, as MATLAB's mean([])
+    right = (s_pos / c_pos).sqrt()
+    gh = left / right
+    m = abs_sum / n
+    rhat = (m * m) / ((s_neg + s_pos) / n)
+    rhatnorm = (rhat * (gh.pow(3) + 1) * (gh + 1)) / (gh.pow(2) + 1).pow(2)
+    idx = _closest(g["r_aggd"], rhatnorm, increasing=True, squared=True)
+    return g["gam"][idx], left, right, idx
+
+
 def aggd_fit(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Asymmetric generalised Gaussian fit over the last dim (estimateaggdparam.m).
 
     Returns (alpha, left std, right std, grid index of alpha); the index gives Gamma(k / alpha)
     from :func:`grid` without recomputing it.
     """
-    g = grid(v.device, v.dtype)
-    neg, pos = v.clamp(max=0), v.clamp(min=0)
-    s_neg = torch.linalg.vector_norm(neg, 2, -1).square()  # sum of squares without a temporary
-    s_pos = torch.linalg.vector_norm(pos, 2, -1).square()
-    # 0 / 0 = NaN where no sample is negative (positive), as MATLAB's mean([])
-    left = (s_neg / torch.count_nonzero(neg, -1)).sqrt()
-    right = (s_pos / torch.count_nonzero(pos, -1)).sqrt()
-    gh = left / right
-    m = torch.linalg.vector_norm(v, 1, -1) / v.shape[-1]
-    rhat = (m * m) / ((s_neg + s_pos) / v.shape[-1])
-    rhatnorm = (rhat * (gh.pow(3) + 1) * (gh + 1)) / (gh.pow(2) + 1).pow(2)
-    idx = _closest(g["r_aggd"], rhatnorm, increasing=True, squared=True)
-    return g["gam"][idx], left, right, idx
+    return _aggd_from_moments(*_aggd_moments(v))
 
 
 def gray255(x: torch.Tensor, quantize: bool = True) -> torch.Tensor:
@@ -176,10 +185,31 @@ def mscn(x: torch.Tensor, padding: str = "replicate", c: float = 1.0, size: int 
 PAIR_SHIFTS = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 
-def paired_products(s: torch.Tensor, shifts=PAIR_SHIFTS) -> torch.Tensor:
-    """Products of each coefficient with its circularly shifted neighbour over the last two dims
-    (MATLAB circshift: wraps around): shape (..., len(shifts), H, W)."""
-    return torch.stack([s * torch.roll(s, sh, dims=(-2, -1)) for sh in shifts], -3)
+def _segments(n: int, d: int) -> list[tuple[slice, slice]]:
+    """(own, partner) index ranges along one axis for the partner index (i - d) mod n, d in {-1, 0, 1}."""
+    if d == 0:
+        return [(slice(0, n), slice(0, n))]
+    if d == 1:
+        return [(slice(1, n), slice(0, n - 1)), (slice(0, 1), slice(n - 1, n))]
+    return [(slice(0, n - 1), slice(1, n)), (slice(n - 1, n), slice(0, 1))]
+
+
+def circular_products(s: torch.Tensor, shift: tuple[int, int]) -> list[torch.Tensor]:
+    """The products s * circshift(s, shift) over the last two dims (MATLAB circshift: wraps around), as a
+    few pieces (..., h, w) whose values together are those products; no shifted copy of s is made."""
+    h, w = s.shape[-2:]
+    return [s[..., ri, ci] * s[..., rp, cp] for ri, rp in _segments(h, shift[0]) for ci, cp in _segments(w, shift[1])]
+
+
+def paired_aggd_fit(s: torch.Tensor, shifts=PAIR_SHIFTS):
+    """AGGD fits of the neighbour products of ``s`` over its last two dims, one per shift: the outputs of
+    :func:`aggd_fit` with a trailing dim of len(shifts)."""
+    moments = []
+    for sh in shifts:
+        parts = [_aggd_moments(p.flatten(-2)) for p in circular_products(s, sh)]
+        moments.append([sum(m[k] for m in parts) for k in range(6)])
+    stacked = [torch.stack([m[k] for m in moments], -1) for k in range(5)]
+    return _aggd_from_moments(*stacked, moments[0][5])
 
 
 @functools.lru_cache(maxsize=None)
