@@ -388,10 +388,10 @@ def train_brisque(images, scores, *, c: float = 1024.0, gamma: float = 0.05, eps
     are +-1024 and its gamma 0.05); epsilon = 0.1 is libsvm's default. With ``output_dir`` the model is
     written there as allmodel and allrange. ``progress``: optional callable run after each image.
     """
-    from .niqe import _images  # the same image sources as estimate_niqe_model
+    from .niqe import iter_images  # the same image sources as estimate_niqe_model
 
     rows = []
-    for img in _images(images):
+    for img in iter_images(images):
         rows.append(brisque_features(img.to(torch.float64)))
         if progress is not None:
             progress()

@@ -182,7 +182,7 @@ def niqe(x: torch.Tensor, *, model: str | None = None, block_size: int = BLOCK) 
     return niqe_distance(feats, load_niqe_model(model)).to(x.dtype)
 
 
-def _images(source) -> Iterable[torch.Tensor]:
+def iter_images(source) -> Iterable[torch.Tensor]:
     """Yield (1, C, H, W) tensors from a folder, a list of files, a tensor (N, C, H, W) or a list of tensors."""
     from ..io import IMAGE_SUFFIXES, read_image
 
@@ -213,7 +213,7 @@ def estimate_niqe_model(images, *, block_size: int = BLOCK, sharpness_threshold:
     (1, C, H, W) tensors. ``progress``: an optional callable run after each image.
     """
     rows = []
-    for img in _images(images):
+    for img in iter_images(images):
         feats, sharp = niqe_features(img.to(torch.float64), block_size)
         keep = sharp[0] > sharpness_threshold * sharp[0].max()
         rows.append(feats[0][keep])

@@ -10,6 +10,7 @@ dimension of a tensor, so all images and blocks of a batch are fitted at once.
 from __future__ import annotations
 
 import functools
+import warnings
 
 import numpy as np
 import torch
@@ -161,6 +162,9 @@ def conv2_separable(x: torch.Tensor, hcol: torch.Tensor, hrow: torch.Tensor, pad
     pixel up to rounding, and the sign of that rounding decides on which side of the AGGD fit the coefficient
     counts. ``padding``: 'zeros' (filter2/conv2 'same') or 'replicate' (imfilter(..., 'replicate')).
     """
+    if not fma_is_fused(x.device):
+        warnings.warn("torch.addcmul is not a fused multiply-add on this device: MSCN signs in flat image "
+                      "regions, and so NIQE/BRISQUE there, may differ from MATLAB's.", stacklevel=3)
     r, c = hcol.numel() // 2, hrow.numel() // 2
     p = pad(x, r, r, c, c, padding)
     return _fma_chain(_fma_chain(p, hcol.to(x.dtype), -2), hrow.to(x.dtype), -1)
