@@ -75,7 +75,7 @@ def score_pairs(pairs: list[Pair], metrics: Iterable[str], device: str = "cpu", 
     modules = {n: create_metric(n, device=device) for n in names}
     rows: list[ScoreRow] = []
     need_ref = any(i.needs_ref for i in infos)
-    with _progress(progress, len(pairs)) as advance:
+    with progress_bar(progress, len(pairs)) as advance:
         for batch_pairs, d, r in _batches(pairs, need_ref, batch_size):
             d = d.to(device)
             r = r.to(device) if r is not None else None
@@ -89,7 +89,7 @@ def score_pairs(pairs: list[Pair], metrics: Iterable[str], device: str = "cpu", 
 
 
 @contextmanager
-def _progress(enabled: bool, total: int):
+def progress_bar(enabled: bool, total: int):
     """Yields a function advancing a rich progress bar (or doing nothing when disabled)."""
     if not enabled:
         yield lambda n: None

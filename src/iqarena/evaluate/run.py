@@ -18,7 +18,7 @@ import numpy as np
 from ..datasets import Dataset
 from ..datasets.table import read_rows
 from ..errors import IQAError
-from ..scoring import _progress, score_pairs
+from ..scoring import progress_bar, score_pairs
 
 SCORES_FILE = "scores.csv"
 
@@ -91,7 +91,7 @@ def score_dataset(ds: Dataset, metrics: list[str], folder: Path, *, device: str 
         if missing:
             todo.setdefault(missing, []).append(i)
     total = sum(len(ix) * len(ms) for ms, ix in todo.items())
-    with _progress(progress and total > 0, total) as advance:
+    with progress_bar(progress and total > 0, total) as advance:
         for names, idx in todo.items():
             for start in range(0, len(idx), chunk):
                 part = idx[start:start + chunk]
