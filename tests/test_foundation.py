@@ -12,6 +12,7 @@ from iqarena import IQAError, create_metric, read_image
 from iqarena.io import collect_pairs
 from iqarena.ops.color import rgb2gray
 from iqarena.ops.filters import conv2, imfilter, pad
+from iqarena.ops.resize import imresize, resize_matrix
 
 from conftest import assert_printed_precision
 from properties import DISTORTIONS, monotone
@@ -128,6 +129,29 @@ def test_symmetric_padding_and_conv2():
     assert conv2(x, k, "full").flatten().tolist() == [1, 4, 10, 16, 17, 12]
     assert imfilter(x, k, "zeros", "same").flatten().tolist() == [8, 14, 20, 11]
     assert conv2(x, k, "same").flatten().tolist() == [4, 10, 16, 17]
+
+
+def test_imresize_hand_computed_and_dense_equivalent():
+    # bilinear, antialiased shrink by 2: taps 0.125, 0.375, 0.375, 0.125 at positions 0..3 (1-based), the
+    # tap at position 0 mirrored onto position 1: 0.125 + 0.375 + 0.375 * 2 + 0.125 * 3 = 1.625
+    x = torch.arange(1.0, 5.0, dtype=torch.float64).view(1, 1, 1, 4)
+    assert imresize(x, size=(1, 2), method="bilinear").flatten().tolist() == [1.625, 3.375]
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(2, 3, 37, 53, generator=g, dtype=torch.float64)
+    for size, method in [((19, 27), "bicubic"), ((50, 70), "bilinear"), ((37, 20), "box")]:
+        mh = resize_matrix(37, size[0], size[0] / 37, method)
+        mw = resize_matrix(53, size[1], size[1] / 53, method)
+        dense = torch.einsum("oh,nchw,pw->ncop", mh, x, mw)
+        out = imresize(x, size=size, method=method)
+        assert out.shape == dense.shape and torch.allclose(out, dense, rtol=0, atol=1e-13)
+    assert torch.equal(imresize(torch.full((1, 1, 30, 40), 0.25), 0.5), torch.full((1, 1, 15, 20), 0.25))
+
+
+def test_imresize_nan_stays_local():
+    x = torch.zeros(1, 1, 64, 64, dtype=torch.float64)
+    x[0, 0, 5, 5] = float("nan")
+    out = imresize(x, 0.5)
+    assert torch.isnan(out[0, 0, :6, :6]).any() and not torch.isnan(out[0, 0, 8:, :]).any()
 
 
 # ---- PSNR, SSIM -----------------------------------------------------------------------------------

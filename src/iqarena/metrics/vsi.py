@@ -31,7 +31,7 @@ import torch
 from ..errors import IQAError
 from ..ops.lab import rgb2lab_sdsp
 from ..ops.loggabor import sdsp_log_gabor
-from ..ops.resize import resize_matrix
+from ..ops.resize import imresize
 from .registry import register
 from .srsim import box_downsample, downsample_factor, mat2gray, scharr_magnitude
 
@@ -39,40 +39,11 @@ from .srsim import box_downsample, downsample_factor, mat2gray, scharr_magnitude
 _LMN = ((0.06, 0.63, 0.27), (0.30, 0.04, -0.35), (0.34, -0.60, 0.17))
 
 
-@functools.lru_cache(maxsize=32)
-def _taps(n_in: int, n_out: int, method: str, dtype: torch.dtype, device: torch.device):
-    """imresize's (n_out, n_in) matrix as gather taps: indices and weights, both (taps, n_out)."""
-    m = resize_matrix(n_in, n_out, n_out / n_in, method, True, torch.float64)
-    nz = m != 0
-    taps = int(nz.sum(1).max())
-    idx = torch.argsort((~nz).to(torch.int8), dim=1, stable=True)[:, :taps]
-    w = m.gather(1, idx)
-    return idx.t().contiguous().to(device), w.t().contiguous().to(dtype=dtype, device=device)
-
-
-def _resize_rows(x: torch.Tensor, n_out: int, method: str) -> torch.Tensor:
-    """One imresize pass along dim -2, as a few gathers of whole rows."""
-    idx, w = _taps(x.shape[-2], n_out, method, x.dtype, x.device)
-    out = None
-    for i, wi in zip(idx, w):
-        term = x.index_select(-2, i) * wi[:, None]
-        out = term if out is None else out.add_(term)
-    return out
-
-
-def imresize_taps(x: torch.Tensor, size: tuple[int, int], method: str = "bilinear") -> torch.Tensor:
-    """ops.resize.imresize to ``size`` with the same weights, applied as gathers of whole rows (columns
-    on the transposed image) instead of dense matrices. Rows go first: the two passes commute, so this
-    differs from MATLAB's order (smaller scale first) by rounding only."""
-    x = _resize_rows(x, size[0], method)
-    return _resize_rows(x.transpose(-1, -2).contiguous(), size[1], method).transpose(-1, -2)
-
-
 def sdsp(x: torch.Tensor, *, omega0: float = 0.021, sigma_f: float = 1.34, sigma_d: float = 145.0,
          sigma_c: float = 0.001, work_size: int = 256) -> torch.Tensor:
     """SDSP saliency (as inside VSI.m) of (N, 3, H, W) RGB in [0, 1] -> (N, 1, H, W) map in [0, 1]."""
     h, w = x.shape[-2:]
-    lab = rgb2lab_sdsp(imresize_taps(x, (work_size, work_size), "bilinear"))
+    lab = rgb2lab_sdsp(imresize(x, size=(work_size, work_size), method="bilinear"))
     lg = sdsp_log_gabor(work_size, work_size, omega0, sigma_f, lab.dtype, lab.device)
     # LG is real and even, so real(ifft2(fft2(c) .* LG)) is the inverse real FFT of rfft2(c) .* LG
     half = lg[:, : work_size // 2 + 1]
@@ -81,7 +52,7 @@ def sdsp(x: torch.Tensor, *, omega0: float = 0.021, sigma_f: float = 1.34, sigma
     sd = _location_prior(work_size, sigma_d, lab.dtype, lab.device)
     a, b = mat2gray(lab[:, 1:2]), mat2gray(lab[:, 2:3])
     sc = 1 - torch.exp(-(a * a + b * b) / sigma_c ** 2)
-    vs = imresize_taps(sf * sd * sc, (h, w), "bilinear")
+    vs = imresize(sf * sd * sc, size=(h, w), method="bilinear")
     return mat2gray(vs)
 
 
