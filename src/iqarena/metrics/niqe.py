@@ -14,12 +14,12 @@ shape, mean, left and right scale; nanmean / nancov over the blocks; quality = s
 ``estimate_niqe_model`` is estimatemodelparam.m: the same features, keeping the blocks whose mean local std
 exceeds 0.75 x the image's largest (sharpness selection).
 
-Known deviations (calibration set, docs/no-reference.md): the 15 printed digits of the official values
-cannot all be reached in float64 -- the covariance inversion amplifies rounding differences of MATLAB's
-BLAS to about 1e-13 (relative) on images without flat regions. On images with flat or linear-ramp
-regions the sign of a coefficient that is zero up to rounding changes the AGGD fit; the filters follow
-MATLAB's arithmetic (ops.nss.conv2_separable) to reproduce those signs, which leaves 6e-5 (I03, a heavily
-blurred image) and 4e-5 (I19, colour-quantised flat areas) relative error.
+Calibration (docs/no-reference.md): the five official values to 1.5e-13 relative; the 15 printed digits
+cannot all be reached in float64, since the covariance inversion amplifies rounding differences of
+MATLAB's BLAS to about 1e-13. On images with flat or linear-ramp regions the sign of a coefficient that is
+zero up to rounding changes the AGGD fit; the filters follow MATLAB's arithmetic
+(ops.nss.conv2_separable) with separable factors fitted to the calibration pairs, so on other images such
+regions may still tip differently from MATLAB (two such fits differ by up to 8e-3 relative on CLIVE photos).
 """
 
 from __future__ import annotations

