@@ -309,6 +309,22 @@ def test_evaluate_end_to_end_pipal(tmp_path, cli, monkeypatch):
     assert _table(out)["psnr"]["srcc"] == table["psnr"]["srcc"]
 
 
+def test_fingerprint_covers_shared_operators(monkeypatch):
+    from iqarena.evaluate import run
+
+    def names(module):
+        return {f"{f.parent.name}/{f.name}" for f in run.source_files(module)}
+
+    assert {"metrics/piqe.py", "ops/nss.py", "ops/filters.py", "ops/color.py"} <= names("iqarena.metrics.piqe")
+    assert "ops/resize.py" in names("iqarena.metrics.niqe") and "ops/resize.py" not in names("iqarena.metrics.psnr")
+    assert "backbones/alexnet.py" in names("iqarena.metrics.lpips")
+    # editing a shared operator changes the fingerprint of the metrics that use it, not of the others
+    before = {m: run.fingerprint(m) for m in ("piqe", "psnr")}
+    real = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: real(self) + (b"#" if self.name == "nss.py" else b""))
+    assert run.fingerprint("piqe") != before["piqe"] and run.fingerprint("psnr") == before["psnr"]
+
+
 def test_evaluate_refuses_to_overwrite(tmp_path, cli):
     _tiny_pipal(tmp_path / "pipal", refs=("A0001",), per_ref=8)
     mine = tmp_path / "mine"

@@ -193,19 +193,56 @@ def write_run_file(folder: Path, identity: dict, extra: dict) -> None:
     (Path(folder) / RUN_FILE).write_text(json.dumps({"identity": identity, **extra}, indent=1) + "\n")
 
 
+def source_files(module: str) -> list[Path]:
+    """The source files of ``module`` and of every iqarena module it imports, directly or through others
+    (imports anywhere in the files, found by parsing them). The top-level ``iqarena/__init__`` counts as a
+    file, but its imports are not followed (they would pull in every metric)."""
+    import ast
+    import importlib.util
+
+    def spec_of(name):
+        try:
+            return importlib.util.find_spec(name)
+        except (ImportError, ValueError):  # "x.y" where x is a module, not a package
+            return None
+
+    files, stack = {}, [module]
+    while stack:
+        name = stack.pop()
+        spec = None if name in files else spec_of(name)
+        if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+            continue
+        files[name] = Path(spec.origin)
+        if name == "iqarena":
+            continue
+        package = name if spec.submodule_search_locations is not None else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(files[name].read_bytes())):
+            if isinstance(node, ast.ImportFrom):
+                base = importlib.util.resolve_name("." * node.level + (node.module or ""), package) \
+                    if node.level else (node.module or "")
+                if base.split(".")[0] == "iqarena":
+                    stack += [base] + [f"{base}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                stack += [a.name for a in node.names if a.name.split(".")[0] == "iqarena"]
+    return sorted(files.values())
+
+
 def fingerprint(metric: str) -> str:
-    """A hash of the source file that defines a registered metric: cached scores of an edited metric are stale."""
+    """A hash of the source of a registered metric and of every iqarena module it uses (shared operators
+    included) and its defaults: cached scores of a metric whose code changed are stale."""
     import hashlib
-    import inspect
 
     from ..metrics import get_info
 
     info = get_info(metric)
-    try:
-        source = Path(inspect.getsourcefile(info.target)).read_bytes()
-    except (TypeError, OSError):
-        source = repr(info).encode()
-    return hashlib.sha256(source + repr(sorted(info.defaults.items())).encode()).hexdigest()[:16]
+    h = hashlib.sha256(repr(sorted(info.defaults.items())).encode())
+    module = getattr(info.target, "__module__", None)
+    files = source_files(module) if module else []
+    for f in files:
+        h.update(f.name.encode() + f.read_bytes())
+    if not files:
+        h.update(repr(info).encode())
+    return h.hexdigest()[:16]
 
 
 def refresh_fingerprints(folder: Path, metrics: list[str]) -> tuple[dict[str, str], list[str]]:
