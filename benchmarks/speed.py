@@ -189,6 +189,10 @@ def main() -> None:
         recs += _run_side(a.peers_python, "piq", [m for m in metrics if m in PIQ], batches, a.reps, a.device, a.threads, a.max_seconds, a.clock)
     else:
         print(f"no peers interpreter at {a.peers_python}: timing iqarena alone", file=sys.stderr)
+    import torch
+
+    conditions = {"device": a.device, "threads": a.threads, "clock": a.clock, "reps": a.reps, "torch": torch.__version__}
+    recs = [{**r, **conditions} for r in recs]  # each record says how it was measured, for --render
     table = render(recs, metrics, batches, a)
     print(table)
     if a.markdown:
@@ -218,8 +222,11 @@ def render(recs, metrics, batches, a) -> str:
 
     import torch
 
-    clock = "CPU time of the process" if a.clock == "cpu" else "wall time"
-    lines = [f"Device: {a.device}, {a.threads} threads, {clock}, torch {torch.__version__} (iqarena side); median of {a.reps} "
+    # the conditions recorded with the iqarena records (files from --json), else this invocation's
+    ours = next((r for r in recs if r["side"] == "iqarena" and "threads" in r), None)
+    c = ours or {"device": a.device, "threads": a.threads, "clock": a.clock, "reps": a.reps, "torch": torch.__version__}
+    clock = "CPU time of the process" if c["clock"] == "cpu" else "wall time"
+    lines = [f"Device: {c['device']}, {c['threads']} threads, {clock}, torch {c['torch']} (iqarena side); median of {c['reps']} "
              "runs after one warm-up (at least 3 where a call is slow); milliseconds per batch of 512x384 pairs. Ratio = iqarena / fastest peer "
              "(below 1: iqarena faster). Max dev = largest relative deviation from the official values on the "
              "five pairs (from the largest batch) (iqarena / pyiqa / piq), where official values exist.", ""]
