@@ -73,9 +73,9 @@ def _resize_rows(x: torch.Tensor, n_out: int, scale: float, method: str, antiali
     """One imresize pass along dim -2: a gather of whole rows per tap, accumulated in tap order."""
     idx, w = contributions(x.shape[-2], n_out, scale, method, antialias)
     idx, w = idx.t().to(x.device), w.t().to(dtype=x.dtype, device=x.device)  # (taps, n_out)
-    out = x.index_select(-2, idx[0]) * w[0, :, None]
+    out = x.index_select(-2, idx[0]).mul_(w[0, :, None])
     for i, wi in zip(idx[1:], w[1:]):
-        out = out + x.index_select(-2, i) * wi[:, None]
+        out.add_(x.index_select(-2, i).mul_(wi[:, None]))
     return out
 
 
@@ -95,5 +95,5 @@ def imresize(x: torch.Tensor, scale: float | None = None, size: tuple[int, int] 
         if dim == 0:
             x = _resize_rows(x, size[0], s, method, antialias)
         else:
-            x = _resize_rows(x.transpose(-1, -2), size[1], s, method, antialias).transpose(-1, -2)
+            x = _resize_rows(x.transpose(-1, -2).contiguous(), size[1], s, method, antialias).transpose(-1, -2)
     return x.contiguous()
