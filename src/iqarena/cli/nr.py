@@ -10,7 +10,7 @@ import typer
 from rich.progress import Progress
 
 from ..errors import IQAError
-from ..io import IMAGE_SUFFIXES
+from ..io import list_images
 
 
 def _read_labels(labels: Path, image_column: str, score_column: str, root: Optional[Path]):
@@ -56,15 +56,13 @@ def register(app: typer.Typer) -> None:
 
         if output.exists() and not overwrite:
             raise IQAError(f"{output} exists; pass --overwrite to replace it, or choose another --output.")
-        if not folder.is_dir():
-            raise IQAError(f"{folder} is not a folder of images.")
-        n = sum(1 for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = list_images(folder)
         with Progress(transient=True) as bar:
-            task = bar.add_task("NIQE features", total=n)
-            model = estimate_niqe_model(folder, block_size=block_size, sharpness_threshold=sharpness_threshold,
+            task = bar.add_task("NIQE features", total=len(files))
+            model = estimate_niqe_model(files, block_size=block_size, sharpness_threshold=sharpness_threshold,
                                         progress=lambda: bar.advance(task))
         model.save(output, overwrite=overwrite)
-        typer.echo(f"wrote a NIQE model fitted on {n} images to {output}", err=True)
+        typer.echo(f"wrote a NIQE model fitted on {len(files)} images to {output}", err=True)
 
     @app.command("brisque-train")
     def brisque_train_cmd(

@@ -184,19 +184,13 @@ def niqe(x: torch.Tensor, *, model: str | None = None, block_size: int = BLOCK) 
 
 def iter_images(source) -> Iterable[torch.Tensor]:
     """Yield (1, C, H, W) tensors from a folder, a list of files, a tensor (N, C, H, W) or a list of tensors."""
-    from ..io import IMAGE_SUFFIXES, read_image
+    from ..io import list_images, read_image
 
     if isinstance(source, torch.Tensor):
         yield from (img[None] for img in (source if source.ndim == 4 else source[None]))
         return
     if isinstance(source, (str, Path)):
-        folder = Path(source)
-        if not folder.is_dir():
-            raise IQAError(f"{folder} is not a folder of images.")
-        files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise IQAError(f"no images in {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
-        source = files
+        source = list_images(source)
     for item in source:
         if isinstance(item, torch.Tensor):
             yield item if item.ndim == 4 else item[None]
