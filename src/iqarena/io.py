@@ -79,6 +79,16 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
+def output_path(path: str | Path, overwrite: bool = False) -> Path:
+    """``path`` as a Path, or an IQAError if it exists and ``overwrite`` is off: nothing a user made is
+    replaced silently."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise IQAError(f"{path} exists; pass --overwrite (Python: overwrite=True) to replace it, or choose "
+                       "another output.")
+    return path
+
+
 @dataclass(frozen=True)
 class Pair:
     """One item to score: a distorted image and, for full-reference metrics, its reference."""

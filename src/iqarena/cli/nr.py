@@ -10,7 +10,7 @@ import typer
 from rich.progress import Progress
 
 from ..errors import IQAError
-from ..io import list_images
+from ..io import list_images, output_path
 
 
 def _read_labels(labels: Path, image_column: str, score_column: str, root: Optional[Path]):
@@ -54,8 +54,7 @@ def register(app: typer.Typer) -> None:
         """
         from ..metrics.niqe import estimate_niqe_model
 
-        if output.exists() and not overwrite:
-            raise IQAError(f"{output} exists; pass --overwrite to replace it, or choose another --output.")
+        output_path(output, overwrite)
         files = list_images(folder)
         with Progress(transient=True) as bar:
             task = bar.add_task("NIQE features", total=len(files))
@@ -85,8 +84,7 @@ def register(app: typer.Typer) -> None:
         from ..metrics.brisque import train_brisque
 
         for name in ("allmodel", "allrange"):
-            if (output / name).exists() and not overwrite:
-                raise IQAError(f"{output / name} exists; pass --overwrite to replace it, or choose another --output.")
+            output_path(output / name, overwrite)
         files, scores = _read_labels(labels, image_column, score_column, root)
         with Progress(transient=True) as bar:
             task = bar.add_task("BRISQUE features", total=len(files))

@@ -11,6 +11,7 @@ from typing import Optional
 import typer
 
 from ..errors import IQAError
+from ..io import output_path
 
 
 class Method(str, Enum):
@@ -32,8 +33,8 @@ class Mode(str, Enum):
 
 def _check_free(*paths: Optional[Path], overwrite: bool) -> None:
     for p in paths:
-        if p is not None and p.exists() and not overwrite:
-            raise IQAError(f"{p} exists; pass --overwrite to replace it, or choose another file.")
+        if p is not None:
+            output_path(p, overwrite)
 
 
 def _emit(r, output: Optional[Path], table: Optional[Path], overwrite: bool) -> None:

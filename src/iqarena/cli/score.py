@@ -15,8 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..errors import IQAError
-from ..io import collect_pairs
+from ..io import collect_pairs, output_path
 from ..metrics import get_info, list_metrics
 from ..scoring import ScoreRow, score_pairs
 
@@ -109,8 +108,8 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="allow replacing an existing --output file"),
     ) -> None:
         """Score distorted images (against references) with one or more metrics."""
-        if output is not None and output.exists() and not overwrite:
-            raise IQAError(f"{output} exists; pass --overwrite to replace it, or choose another --output.")
+        if output is not None:
+            output_path(output, overwrite)
         items = collect_pairs(dist, ref, pairs)
         names = _expand(metric, have_ref=all(p.ref is not None for p in items))
         rows = score_pairs(items, names, device=device, batch_size=batch_size, progress=len(items) > 1)

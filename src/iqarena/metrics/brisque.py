@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from ..errors import IQAError
+from ..io import output_path
 from ..ops.nss import ggd_fit, gray255, grid, mscn, paired_aggd_fit
 from ..ops.resize import imresize
 from .registry import register
@@ -186,9 +187,7 @@ def read_feature_range(path: str | Path) -> FeatureRange:
 
 
 def _writable(path: str | Path, overwrite: bool) -> Path:
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise IQAError(f"{path} exists; choose another output or pass overwrite=True (CLI: --overwrite).")
+    path = output_path(path, overwrite)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 

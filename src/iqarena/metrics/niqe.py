@@ -35,6 +35,7 @@ import scipy.io
 import torch
 
 from ..errors import IQAError
+from ..io import output_path
 from ..ops.nss import aggd_fit, gray255, grid, mscn, paired_aggd_fit
 from ..ops.resize import imresize
 from .registry import register
@@ -56,9 +57,7 @@ class NIQEModel:
 
     def save(self, path: str | Path, overwrite: bool = False) -> Path:
         """Write a MATLAB .mat file with ``mu_prisparam`` (1, 36) and ``cov_prisparam`` (36, 36), as the release."""
-        path = Path(path)
-        if path.exists() and not overwrite:
-            raise IQAError(f"{path} exists; choose another file name or pass overwrite=True.")
+        path = output_path(path, overwrite)
         scipy.io.savemat(str(path), {"mu_prisparam": self.mu.reshape(1, -1), "cov_prisparam": self.cov})
         return path
 

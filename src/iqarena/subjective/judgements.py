@@ -20,6 +20,7 @@ from typing import Iterable, Mapping, Sequence
 import numpy as np
 
 from ..errors import IQAError
+from ..io import output_path
 
 REQUIRED = ("reference", "image_a", "image_b", "winner")
 OPTIONAL = ("rater", "time")
@@ -280,9 +281,7 @@ def _read_parquet(path: Path, images) -> Judgements:
 
 def write_judgements(j: Judgements, path: str | Path, *, overwrite: bool = False) -> Path:
     """Write a judgement table as CSV or Parquet (by suffix); an existing file is kept unless ``overwrite``."""
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise IQAError(f"{path} exists; pass overwrite=True (CLI: --overwrite) or choose another file.")
+    path = output_path(path, overwrite)
     cols = j.table()
     if path.suffix.lower() in (".parquet", ".pq"):
         import pyarrow as pa

@@ -18,6 +18,7 @@ import numpy as np
 from scipy.stats import norm
 
 from ..errors import IQAError
+from ..io import output_path
 from .judgements import Judgements
 
 SCALE = 400.0 / math.log(10.0)  # Elo points per natural-log unit of the odds
@@ -58,7 +59,7 @@ class Ratings:
 
     def write_labels(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """PIPAL label file: ``name,score`` per line (4 decimals), sorted by name, no header."""
-        path = _writable(path, overwrite)
+        path = output_path(path, overwrite)
         order = np.argsort(self.images.astype(str), kind="stable")
         with path.open("w") as fh:
             for i in order:
@@ -67,7 +68,7 @@ class Ratings:
 
     def write_table(self, path: str | Path, *, overwrite: bool = False, level: float = 0.95) -> Path:
         """CSV with header ``name,reference,score,se,lower,upper,n`` (``lower/upper``: ``level`` interval)."""
-        path = _writable(path, overwrite)
+        path = output_path(path, overwrite)
         lo, hi = self.interval(level)
         order = np.lexsort((self.images.astype(str), self.reference.astype(str)))
         with path.open("w", newline="") as fh:
@@ -81,13 +82,6 @@ class Ratings:
 
 def _num(v: float) -> str:
     return "" if not np.isfinite(v) else f"{v:.4f}"
-
-
-def _writable(path: str | Path, overwrite: bool) -> Path:
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise IQAError(f"{path} exists; pass overwrite=True (CLI: --overwrite) or choose another output file.")
-    return path
 
 
 def read_ratings(path: str | Path) -> Ratings:
