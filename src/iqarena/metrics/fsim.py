@@ -72,7 +72,7 @@ def gradient_magnitude(y: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     return safe_sqrt((g * g).sum(dim=1, keepdim=True))
 
 
-def _real_power(p: torch.Tensor, exponent: float) -> torch.Tensor:
+def real_power(p: torch.Tensor, exponent: float) -> torch.Tensor:
     """MATLAB real(p .^ exponent) for real p of either sign."""
     mag = p.abs() ** exponent
     return torch.where(p < 0, mag * math.cos(math.pi * exponent), mag)
@@ -105,5 +105,5 @@ def fsim(dist: torch.Tensor, ref: torch.Tensor, *, chromatic: bool = False, t1: 
         i1, i2, q1, q2 = both[:n, 1:2], both[n:, 1:2], both[:n, 2:3], both[n:, 2:3]
         i_sim = (2 * i1 * i2 + t3) / (i1 * i1 + i2 * i2 + t3)
         q_sim = (2 * q1 * q2 + t4) / (q1 * q1 + q2 * q2 + t4)
-        sim = sim * _real_power(i_sim * q_sim, lam)
+        sim = sim * real_power(i_sim * q_sim, lam)
     return (sim * pcm).sum(dim=(1, 2, 3)) / pcm.sum(dim=(1, 2, 3))

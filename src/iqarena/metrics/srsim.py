@@ -27,20 +27,10 @@ import torch.nn.functional as F
 
 from ..errors import IQAError
 from ..ops.filters import fspecial_gaussian, imfilter
+from ..ops.phase import safe_sqrt
 from ..ops.resize import imresize
+from .fsim import yiq255
 from .registry import register
-
-# SR_SIM.m luminance: the Y row of rgb2ntsc on 0..255 values, not rounded.
-_Y_WEIGHTS = (0.299, 0.587, 0.114)
-
-
-def luminance_255(x: torch.Tensor) -> torch.Tensor:
-    """0.299 R + 0.587 G + 0.114 B of a [0, 1] image, in 0..255 units; grey input scaled as it is."""
-    if x.shape[1] == 1:
-        return x * 255
-    w = x.new_tensor(_Y_WEIGHTS).view(1, 3, 1, 1) * 255
-    return F.conv2d(x, w)
-
 
 def downsample_factor(h: int, w: int) -> int:
     """F = max(1, round(min(H, W) / 256)) with MATLAB's round (half away from zero)."""
@@ -74,12 +64,6 @@ def scharr_magnitude(x: torch.Tensor) -> torch.Tensor:
     gx = (3 * dcol[..., :-2, :] + 10 * dcol[..., 1:-1, :] + 3 * dcol[..., 2:, :]) / 16
     gy = (3 * drow[..., :, :-2] + 10 * drow[..., :, 1:-1] + 3 * drow[..., :, 2:]) / 16
     return safe_sqrt(gx * gx + gy * gy)
-
-
-def safe_sqrt(s: torch.Tensor) -> torch.Tensor:
-    """sqrt(s) for s >= 0 whose gradient at s = 0 is 0 instead of NaN (same values)."""
-    pos = s > 0
-    return torch.where(pos, torch.sqrt(torch.where(pos, s, torch.ones_like(s))), torch.zeros_like(s))
 
 
 def mat2gray(x: torch.Tensor) -> torch.Tensor:
@@ -120,7 +104,8 @@ def srsim(dist: torch.Tensor, ref: torch.Tensor, *, c1: float = 0.40, c2: float 
     if min(h, w) < 8:
         raise IQAError(f"srsim needs images of at least 8 x 8 pixels, got {h} x {w}.")
     n = ref.shape[0]
-    y = box_downsample(luminance_255(torch.cat([ref, dist]).double()), downsample_factor(h, w))
+    # SR_SIM.m luminance: the Y row of rgb2ntsc on 0..255 values, not rounded
+    y = box_downsample(yiq255(torch.cat([ref, dist]).double(), 1), downsample_factor(h, w))
     sal = spectral_residual_saliency(y)
     grad = scharr_magnitude(y)
     s1, s2 = sal[:n], sal[n:]

@@ -24,7 +24,6 @@ mean.
 from __future__ import annotations
 
 import functools
-import math
 
 import torch
 
@@ -32,6 +31,7 @@ from ..errors import IQAError
 from ..ops.lab import rgb2lab_sdsp
 from ..ops.loggabor import sdsp_log_gabor
 from ..ops.resize import imresize
+from .fsim import real_power
 from .registry import register
 from .srsim import box_downsample, downsample_factor, mat2gray, scharr_magnitude
 
@@ -65,12 +65,6 @@ def _location_prior(n: int, sigma_d: float, dtype, device) -> torch.Tensor:
 
 def _work_dtype(x: torch.Tensor) -> torch.dtype:
     return torch.float64 if x.dtype == torch.float64 else torch.float32
-
-
-def _real_power(p: torch.Tensor, lam: float) -> torch.Tensor:
-    """real(p .^ lam) as MATLAB computes it for negative p: |p|^lam cos(pi lam)."""
-    mag = p.abs() ** lam
-    return torch.where(p >= 0, mag, mag * math.cos(math.pi * lam))
 
 
 @register("vsi", kind="fr", higher_better=True, score_range=(0, 1),
@@ -109,7 +103,7 @@ def vsi(dist: torch.Tensor, ref: torch.Tensor, *, c_vs: float = 1.27, c_gm: floa
     m_sim = (2 * m1 * m2 + c_chrom) / (m1 * m1 + m2 * m2 + c_chrom)
     n_sim = (2 * n1 * n2 + c_chrom) / (n1 * n1 + n2 * n2 + c_chrom)
     weight = torch.maximum(s1, s2)
-    sim = gm_sim ** alpha * vs_sim * _real_power(m_sim * n_sim, lam)
+    sim = gm_sim ** alpha * vs_sim * real_power(m_sim * n_sim, lam)
     num = (sim * weight).sum(dim=(1, 2, 3))
     den = weight.sum(dim=(1, 2, 3))
     return torch.where(den > 0, num / den.clamp_min(1e-300), sim.mean(dim=(1, 2, 3))).to(ref.dtype)
