@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/clive_nr.py --root ../shared/data/clive --scores clive_nr_scores.csv
 
-Reads ``mos.csv`` (image, original_name, mos, mos_std) and ``images/``, scores every image with NIQE,
+Reads the labels with iqarena.datasets.wild.read_clive (all 937 rated photos, the training images
+included), reads each image once and scores it with NIQE,
 BRISQUE and PIQE (batched by image size), and prints SRCC, KRCC, PLCC after the NTIRE third-order
 polynomial mapping and the raw PLCC, with the metrics' lower-is-better direction turned so that a good
 metric has positive correlations (iqarena.evaluate.stats.evaluate). ``--scores`` also writes the
@@ -21,6 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from iqarena.datasets.wild import read_clive
 from iqarena.evaluate.stats import evaluate
 from iqarena.io import read_image
 from iqarena.metrics import create_metric
@@ -38,27 +40,28 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
-    with (args.root / "mos.csv").open(newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    names = [r["image"] for r in rows]
-    mos = np.array([float(r["mos"]) for r in rows])
+    ds = read_clive(args.root, training=True)  # all 937 rated photos, the seven training images included
+    names = [r.distorted for r in ds.rows]
+    mos = ds.scores
     by_size = defaultdict(list)
     for n in names:
-        with Image.open(args.root / "images" / n) as im:
+        with Image.open(ds.path(n)) as im:
             by_size[im.size].append(n)
 
+    metrics = {m: create_metric(m) for m in args.metrics}
     scores = {m: {} for m in args.metrics}
+    seconds = dict.fromkeys(args.metrics, 0.0)
+    with torch.no_grad():
+        for group in by_size.values():
+            for k in range(0, len(group), args.batch_size):
+                chunk = group[k:k + args.batch_size]
+                batch = torch.stack([read_image(ds.path(n)) for n in chunk]).double()
+                for m, metric in metrics.items():
+                    t0 = time.perf_counter()
+                    scores[m].update(zip(chunk, metric(batch).tolist()))
+                    seconds[m] += time.perf_counter() - t0
     for m in args.metrics:
-        metric = create_metric(m)
-        t0 = time.perf_counter()
-        with torch.no_grad():
-            for group in by_size.values():
-                for k in range(0, len(group), args.batch_size):
-                    chunk = group[k:k + args.batch_size]
-                    batch = torch.stack([read_image(args.root / "images" / n) for n in chunk])
-                    out = metric(batch.double())
-                    scores[m].update(zip(chunk, out.tolist()))
-        print(f"{m}: scored {len(names)} images in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(f"{m}: scored {len(names)} images in {seconds[m]:.1f} s", flush=True)
 
     print(f"\nCLIVE, {len(names)} images (MOS, higher is better); metric direction handled\n")
     print("| metric | SRCC | KRCC | PLCC (poly3) | PLCC (raw) | images without a score |")
@@ -74,7 +77,7 @@ def main() -> None:
             w = csv.writer(fh)
             w.writerow(["image", "mos", *args.metrics])
             for n, y in zip(names, mos):
-                w.writerow([n, y, *(repr(scores[m][n]) for m in args.metrics)])
+                w.writerow([Path(n).name, y, *(repr(scores[m][n]) for m in args.metrics)])
         print(f"\nper-image scores: {args.scores}")
 
 
