@@ -66,6 +66,14 @@ def scharr_magnitude(x: torch.Tensor) -> torch.Tensor:
     return safe_sqrt(gx * gx + gy * gy)
 
 
+def saliency_pool(sim: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """sum(sim * weight) / sum(weight) per image (SR_SIM.m, VSI.m). The weight sum is 0 only for black images
+    (NaN in the originals): the unweighted mean then."""
+    num = (sim * weight).sum(dim=(1, 2, 3))
+    den = weight.sum(dim=(1, 2, 3))
+    return torch.where(den > 0, num / den.clamp_min(1e-300), sim.mean(dim=(1, 2, 3)))
+
+
 def mat2gray(x: torch.Tensor) -> torch.Tensor:
     """(x - min) / (max - min) per image; a constant map gives zeros."""
     lo = x.amin(dim=(-2, -1), keepdim=True)
@@ -113,8 +121,4 @@ def srsim(dist: torch.Tensor, ref: torch.Tensor, *, c1: float = 0.40, c2: float 
     sal_sim = (2 * s1 * s2 + c1) / (s1 * s1 + s2 * s2 + c1)
     grad_sim = (2 * g1 * g2 + c2) / (g1 * g1 + g2 * g2 + c2)
     weight = torch.maximum(s1, s2)
-    sim = sal_sim * grad_sim ** alpha
-    num = (sim * weight).sum(dim=(1, 2, 3))
-    den = weight.sum(dim=(1, 2, 3))
-    # den = 0 only for black images (NaN in SR_SIM.m): fall back to the unweighted mean
-    return torch.where(den > 0, num / den.clamp_min(1e-300), sim.mean(dim=(1, 2, 3))).to(ref.dtype)
+    return saliency_pool(sal_sim * grad_sim ** alpha, weight).to(ref.dtype)

@@ -33,7 +33,7 @@ from ..ops.loggabor import sdsp_log_gabor
 from ..ops.resize import imresize
 from .fsim import real_power
 from .registry import register
-from .srsim import box_downsample, downsample_factor, mat2gray, scharr_magnitude
+from .srsim import box_downsample, downsample_factor, mat2gray, saliency_pool, scharr_magnitude
 
 # L, M, N opponent channels of VSI.m, rows applied to (R, G, B).
 _LMN = ((0.06, 0.63, 0.27), (0.30, 0.04, -0.35), (0.34, -0.60, 0.17))
@@ -103,7 +103,4 @@ def vsi(dist: torch.Tensor, ref: torch.Tensor, *, c_vs: float = 1.27, c_gm: floa
     m_sim = (2 * m1 * m2 + c_chrom) / (m1 * m1 + m2 * m2 + c_chrom)
     n_sim = (2 * n1 * n2 + c_chrom) / (n1 * n1 + n2 * n2 + c_chrom)
     weight = torch.maximum(s1, s2)
-    sim = gm_sim ** alpha * vs_sim * real_power(m_sim * n_sim, lam)
-    num = (sim * weight).sum(dim=(1, 2, 3))
-    den = weight.sum(dim=(1, 2, 3))
-    return torch.where(den > 0, num / den.clamp_min(1e-300), sim.mean(dim=(1, 2, 3))).to(ref.dtype)
+    return saliency_pool(gm_sim ** alpha * vs_sim * real_power(m_sim * n_sim, lam), weight).to(ref.dtype)
