@@ -189,16 +189,20 @@ def main() -> None:
         recs += _run_side(a.peers_python, "piq", [m for m in metrics if m in PIQ], batches, a.reps, a.device, a.threads, a.max_seconds, a.clock)
     else:
         print(f"no peers interpreter at {a.peers_python}: timing iqarena alone", file=sys.stderr)
-    import torch
-
-    conditions = {"device": a.device, "threads": a.threads, "clock": a.clock, "reps": a.reps, "torch": torch.__version__}
-    recs = [{**r, **conditions} for r in recs]  # each record says how it was measured, for --render
+    recs = [{**r, **_conditions(a)} for r in recs]  # each record says how it was measured, for --render
     table = render(recs, metrics, batches, a)
     print(table)
     if a.markdown:
         a.markdown.write_text(table)
     if a.json:
         a.json.write_text(json.dumps(recs, indent=1))
+
+
+def _conditions(a) -> dict:
+    """How this invocation measures: stored with every record of --json."""
+    import torch
+
+    return {"device": a.device, "threads": a.threads, "clock": a.clock, "reps": a.reps, "torch": torch.__version__}
 
 
 def render(recs, metrics, batches, a) -> str:
@@ -220,11 +224,8 @@ def render(recs, metrics, batches, a) -> str:
         err = max(abs(s - o) / max(abs(o), 1e-12) for s, o in zip(r["scores"], official[m]))
         return f"{100 * err:.2g}%"
 
-    import torch
-
     # the conditions recorded with the iqarena records (files from --json), else this invocation's
-    ours = next((r for r in recs if r["side"] == "iqarena" and "threads" in r), None)
-    c = ours or {"device": a.device, "threads": a.threads, "clock": a.clock, "reps": a.reps, "torch": torch.__version__}
+    c = next((r for r in recs if r["side"] == "iqarena" and "threads" in r), None) or _conditions(a)
     clock = "CPU time of the process" if c["clock"] == "cpu" else "wall time"
     lines = [f"Device: {c['device']}, {c['threads']} threads, {clock}, torch {c['torch']} (iqarena side); median of {c['reps']} "
              "runs after one warm-up (at least 3 where a call is slow); milliseconds per batch of 512x384 pairs. Ratio = iqarena / fastest peer "
