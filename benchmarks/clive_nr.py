@@ -41,7 +41,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     ds = read_clive(args.root, training=True)  # all 937 rated photos, the seven training images included
-    names = [r.distorted for r in ds.rows]
+    names = [r.dist for r in ds.rows]
     mos = ds.scores
     by_size = defaultdict(list)
     for n in names:

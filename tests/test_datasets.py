@@ -65,11 +65,11 @@ def test_pipal_train_official_layout(tmp_path):
     entries = _official_pipal(tmp_path, TRAIN.read_text().splitlines())
     ds = read_pipal(tmp_path, "train")
     assert len(ds) == 232 and ds.higher_better and ds.split == "train"
-    assert [(Path(r.distorted).name, r.score) for r in ds.rows] == entries
+    assert [(Path(r.dist).name, r.score) for r in ds.rows] == entries
     first = ds.rows[0]
     assert first == Row("Train_Dis/A0001_00_00.bmp", "Train_Ref/A0001.bmp", 1520.0648, "00", "00_00")
-    assert {r.reference for r in ds.rows} == {"Train_Ref/A0001.bmp", "Train_Ref/A0002.bmp"}
-    per_ref_group = Counter((r.reference, r.group) for r in ds.rows)
+    assert {r.ref for r in ds.rows} == {"Train_Ref/A0001.bmp", "Train_Ref/A0002.bmp"}
+    per_ref_group = Counter((r.ref, r.group) for r in ds.rows)
     for ref in ("Train_Ref/A0001.bmp", "Train_Ref/A0002.bmp"):
         assert {g: per_ref_group[(ref, g)] for g in PIPAL_GROUP_SIZES} == PIPAL_GROUP_SIZES
     assert len({r.system for r in ds.rows}) == 116
@@ -85,7 +85,7 @@ def test_pipal_distorted_images_in_subfolders(tmp_path):
         p.rename(part / p.name)
     ds = read_pipal(tmp_path)
     assert len(ds) == 232
-    assert sum(r.distorted.startswith("Train_Dis/Distortion_2/") for r in ds.rows) == len(moved) == 116
+    assert sum(r.dist.startswith("Train_Dis/Distortion_2/") for r in ds.rows) == len(moved) == 116
 
 
 def test_pipal_val_single_label_list(tmp_path):
@@ -110,7 +110,7 @@ def test_pipal_says_what_is_missing(tmp_path):
     with pytest.raises(IQAError, match="splits train, val, test"):
         read_pipal(tmp_path, "dev")
     _official_pipal(tmp_path / "nolabels", VAL.read_text().splitlines(), prefix="Val", per_reference_labels=False)
-    with pytest.raises(IQAError, match="--labels FILE"):
+    with pytest.raises(IQAError, match="Give the label file"):
         read_pipal(tmp_path / "nolabels", "val")
     bad = tmp_path / "bad.txt"
     bad.write_text("A0001_00_00.bmp, 12x\n")
@@ -125,8 +125,8 @@ def test_pipal_reader_on_the_full_real_label_files(tmp_path):
     entries = _official_pipal(tmp_path, train_lines, write=_touch)
     ds = read_pipal(tmp_path, "train")
     assert len(ds) == len(entries) == 23200
-    assert [(Path(r.distorted).name, r.score) for r in ds.rows] == entries
-    assert len({r.reference for r in ds.rows}) == 200
+    assert [(Path(r.dist).name, r.score) for r in ds.rows] == entries
+    assert len({r.ref for r in ds.rows}) == 200
     assert Counter(Counter(r.system for r in ds.rows).values()) == {200: 116}
     assert Counter(r.group for r in ds.rows) == {g: 200 * n for g, n in PIPAL_GROUP_SIZES.items()}
     assert 900 < ds.scores.min() < ds.scores.max() < 1900
@@ -134,11 +134,11 @@ def test_pipal_reader_on_the_full_real_label_files(tmp_path):
     val_lines = (PIPAL_LABELS / "pipal21_val_labels.txt").read_text().splitlines()
     _official_pipal(tmp_path, val_lines, prefix="Val", per_reference_labels=False, write=_touch)
     val = read_pipal(tmp_path, "val", labels=PIPAL_LABELS / "pipal21_val_labels.txt")
-    assert len(val) == 1000 and len({r.reference for r in val.rows}) == 25
+    assert len(val) == 1000 and len({r.ref for r in val.rows}) == 25
     assert Counter(Counter(r.system for r in val.rows).values()) == {25: 40}
     assert {r.group for r in val.rows} == {"10"}
     # the NTIRE validation contents are disjoint from the training contents
-    assert not {Path(r.reference).stem for r in val.rows} & {Path(r.reference).stem for r in ds.rows}
+    assert not {Path(r.ref).stem for r in val.rows} & {Path(r.ref).stem for r in ds.rows}
 
 
 # ---------------------------------------------------------------- classic sets
@@ -150,7 +150,7 @@ def test_tid2013_layout_case_insensitive(tmp_path):
     for n in ("i01_01_1.bmp", "I01_02_5.BMP", "i02_01_1.bmp"):
         _touch(tmp_path / "distorted_images" / n)
     ds = read_tid2013(tmp_path)
-    assert [(r.distorted, r.reference, r.score, r.group, r.system) for r in ds.rows] == [
+    assert [(r.dist, r.ref, r.score, r.group, r.system) for r in ds.rows] == [
         ("distorted_images/i01_01_1.bmp", "reference_images/I01.BMP", 5.51429, "01", "01_1"),
         ("distorted_images/I01_02_5.BMP", "reference_images/I01.BMP", 4.1, "02", "02_5"),
         ("distorted_images/i02_01_1.bmp", "reference_images/I02.BMP", 6.2, "01", "01_1")]
@@ -182,8 +182,8 @@ def test_live_release2(tmp_path):
     ds = read_live(tmp_path)
     assert len(ds) == 982 - int(orgs.sum()) and not ds.higher_better and ds.score_name == "DMOS"
     assert ds.rows[0] == Row("jp2k/img1.bmp", "refimgs/ref0.bmp", 0.0, "jp2k")
-    wn6 = next(r for r in ds.rows if r.distorted == "wn/img6.bmp")   # global index 227 + 233 + 5 = 465
-    assert wn6.score == pytest.approx(46.5) and wn6.reference == "refimgs/ref1.bmp" and wn6.group == "wn"
+    wn6 = next(r for r in ds.rows if r.dist == "wn/img6.bmp")   # global index 227 + 233 + 5 = 465
+    assert wn6.score == pytest.approx(46.5) and wn6.ref == "refimgs/ref1.bmp" and wn6.group == "wn"
     savemat(tmp_path / "dmos_realigned.mat", {"dmos_new": dmos + 100, "orgs": orgs, "dmos_std": dmos})
     assert read_live(tmp_path).rows[0].score == 100.0
     assert read_live(tmp_path, realigned=False).rows[0].score == 0.0
@@ -237,7 +237,7 @@ def test_csiq_xlsx_and_csv(tmp_path):
                 "contrast/boston.contrast.3.png"):
         _touch(tmp_path / "dst_imgs" / rel)
     ds = read_csiq(tmp_path)
-    assert [(r.distorted, r.reference, r.score, r.group) for r in ds.rows] == [
+    assert [(r.dist, r.ref, r.score, r.group) for r in ds.rows] == [
         ("dst_imgs/awgn/1600.AWGN.1.png", "src_imgs/1600.png", 0.061989, "awgn"),
         ("dst_imgs/jpeg2000/aerial_city.jpeg2000.2.png", "src_imgs/aerial_city.png", 0.5, "jpeg2000"),
         ("dst_imgs/fnoise/aerial_city.fnoise.5.png", "src_imgs/aerial_city.png", 0.25, "fnoise"),
@@ -270,7 +270,7 @@ def test_koniq10k_official_sets(tmp_path):
         _touch(tmp_path / "1024x768" / f"{n}.jpg")
     ds = read_koniq10k(tmp_path)
     assert [r.score for r in ds.rows] == [3.9, 3.1, 3.0] and not ds.has_reference
-    assert [r.distorted for r in load_dataset("koniq10k", tmp_path, split="test").rows] == ["1024x768/b.jpg"]
+    assert [r.dist for r in load_dataset("koniq10k", tmp_path, split="test").rows] == ["1024x768/b.jpg"]
     assert read_koniq10k(tmp_path, score="MOS_zscore").rows[0].score == 60.1
     with pytest.raises(IQAError, match="512x384"):
         read_koniq10k(tmp_path, resolution="512x384")
@@ -284,9 +284,9 @@ def test_clive_real_subset():
     with_training = read_clive(CLIVE, training=True)
     assert len(with_training) == 937 and len(ds) == 930
     assert not ds.has_reference and ds.higher_better
-    first = {Path(r.distorted).name: r.score for r in with_training.rows}
+    first = {Path(r.dist).name: r.score for r in with_training.rows}
     assert first["t1.png"] == 63.963406 and first["102.png"] == 44.694985 and "t1.png" not in {
-        Path(r.distorted).name for r in ds.rows}
+        Path(r.dist).name for r in ds.rows}
     assert 0 < ds.scores.min() < ds.scores.max() < 100
     assert all(p.dist.is_file() for p in ds.pairs())
 
@@ -300,10 +300,10 @@ def test_clive_official_release_layout(tmp_path):
     savemat(tmp_path / "Data" / "AllImages_release.mat", {"AllImages_release": names})
     savemat(tmp_path / "Data" / "AllMOS_release.mat", {"AllMOS_release": np.arange(9.0)[None] * 10})
     ds = read_clive(tmp_path)
-    assert [(r.distorted, r.score) for r in ds.rows][:2] == [("Images/3.bmp", 20.0), ("Images/10.bmp", 30.0)]
+    assert [(r.dist, r.score) for r in ds.rows][:2] == [("Images/3.bmp", 20.0), ("Images/10.bmp", 30.0)]
     assert len(ds) == 7
     both = read_clive(tmp_path, training=True)
-    assert both.rows[0].distorted == "Images/trainingImages/t1.bmp" and len(both) == 9
+    assert both.rows[0].dist == "Images/trainingImages/t1.bmp" and len(both) == 9
     (tmp_path / "Images" / "1000.JPG").unlink()
     with pytest.raises(IQAError, match="Images/1000.JPG"):
         read_clive(tmp_path)
@@ -322,14 +322,14 @@ def test_csv_dataset_header_and_headerless(tmp_path):
     assert ds.rows == (Row("imgs/d1.png", "imgs/r.png", 3.5, "blur"), Row("imgs/d2.png", "imgs/r.png", 2.0, "noise"))
     (tmp_path / "imgs" / "list.txt").write_text("d1.png, 1.5\nd2.png 0.5\n")
     ds2 = load_dataset("csv", labels=tmp_path / "imgs" / "list.txt")
-    assert [(r.distorted, r.reference, r.score) for r in ds2.rows] == [("d1.png", None, 1.5), ("d2.png", None, 0.5)]
+    assert [(r.dist, r.ref, r.score) for r in ds2.rows] == [("d1.png", None, 1.5), ("d2.png", None, 0.5)]
     (tmp_path / "bad.csv").write_text("dist,score\nimgs/d3.png,1\n")
     with pytest.raises(IQAError, match="imgs/d3.png"):
         read_csv_dataset(tmp_path / "bad.csv")
     (tmp_path / "nocol.csv").write_text("dist,foo\nimgs/d1.png,1\n")
     with pytest.raises(IQAError, match="score column"):
         read_csv_dataset(tmp_path / "nocol.csv")
-    with pytest.raises(IQAError, match="needs --labels"):
+    with pytest.raises(IQAError, match="needs a label file"):
         load_dataset("csv", tmp_path)
     with pytest.raises(IQAError, match="unknown dataset"):
         load_dataset("pipal2", tmp_path)
@@ -339,7 +339,7 @@ def test_split_by_reference_is_seeded_and_disjoint(tmp_path):
     rows = tuple(Row(f"d{r}_{i}.png", f"ref{r}.png", float(i), system=str(i)) for r in range(20) for i in range(6))
     ds = Dataset("toy", tmp_path, rows)
     parts = split_by_reference(ds, (0.6, 0.2, 0.2), seed=3)
-    contents = {k: {r.reference for r in v.rows} for k, v in parts.items()}
+    contents = {k: {r.ref for r in v.rows} for k, v in parts.items()}
     assert [len(contents[k]) for k in ("train", "val", "test")] == [12, 4, 4]
     assert not (contents["train"] & contents["val"] or contents["train"] & contents["test"]
                 or contents["val"] & contents["test"])
@@ -347,14 +347,14 @@ def test_split_by_reference_is_seeded_and_disjoint(tmp_path):
     again = split_by_reference(ds, (0.6, 0.2, 0.2), seed=3)
     assert all(again[k].rows == parts[k].rows for k in parts)
     other = split_by_reference(ds, (0.6, 0.2, 0.2), seed=4)
-    assert {r.reference for r in other["test"].rows} != contents["test"]
+    assert {r.ref for r in other["test"].rows} != contents["test"]
     with pytest.raises(IQAError, match="sum to 1"):
         split_by_reference(ds, (0.5, 0.2, 0.2))
     # through load_dataset on a set without official splits: the same seeded split
-    (tmp_path / "t.csv").write_text("dist,ref,score\n" + "".join(f"{r.distorted},{r.reference},{r.score}\n"
+    (tmp_path / "t.csv").write_text("dist,ref,score\n" + "".join(f"{r.dist},{r.ref},{r.score}\n"
                                                                  for r in rows))
     for r in rows:
-        _touch(tmp_path / r.distorted)
-        _touch(tmp_path / r.reference)
+        _touch(tmp_path / r.dist)
+        _touch(tmp_path / r.ref)
     val = load_dataset("csv", labels=tmp_path / "t.csv", split="val", seed=3)
-    assert {r.reference for r in val.rows} == contents["val"]
+    assert {r.ref for r in val.rows} == contents["val"]

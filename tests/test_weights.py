@@ -150,14 +150,14 @@ def test_weights_add_round_trip_never_overwrites_silently(home, stand_in):
     assert "squeezenet1_1" in listing and "missing" in listing
     dest.write_bytes(b"something else")
     r = runner.invoke(app, ["weights", "add", "squeezenet1_1", str(src)])
-    assert isinstance(r.exception, IQAError) and "--force" in str(r.exception)
+    assert isinstance(r.exception, IQAError) and r.exception.option == "overwrite"
     assert dest.read_bytes() == b"something else"
     assert runner.invoke(app, ["weights", "add", "squeezenet1_1", str(src), "--force"]).exit_code == 0
     assert dest.read_bytes() == src.read_bytes()
     bad = src.with_name("other.pth")
     bad.write_bytes(b"x" * len(src.read_bytes()))
     with pytest.raises(IQAError, match="not the published"):
-        w.add("squeezenet1_1", bad, force=True)
+        w.add("squeezenet1_1", bad, overwrite=True)
     with pytest.raises(IQAError, match="ships with iqarena"):
         w.add("lpips-v0.1-alex", src)
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .errors import IQAError
+from .errors import InputError
 
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
 
@@ -51,15 +51,15 @@ def read_image(path: str | Path) -> torch.Tensor:
     """
     path = Path(path)
     if not path.is_file():
-        raise IQAError(f"image file not found: {path}. Check the path.")
+        raise InputError(f"image file not found: {path}. Check the path.")
     try:
         with Image.open(path) as img:
             img.load()
             arr = _to_array(img)
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise IQAError(f"cannot read image {path}: {exc}. Give a PNG, BMP, JPEG, GIF or TIFF file.") from exc
+        raise InputError(f"cannot read image {path}: {exc}. Give a PNG, BMP, JPEG, GIF or TIFF file.") from exc
     if not np.isfinite(arr).all():
-        raise IQAError(f"image {path} contains NaN or infinite values. Fix or replace the file.")
+        raise InputError(f"image {path} contains NaN or infinite values. Fix or replace the file.")
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
 
 
@@ -72,10 +72,10 @@ def list_images(folder: str | Path) -> list[Path]:
     """The image files directly inside a folder, sorted by name."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise IQAError(f"folder not found: {folder}. Check the path.")
+        raise InputError(f"folder not found: {folder}. Check the path.")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise IQAError(f"no images in folder {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
+        raise InputError(f"no images in folder {folder} (looked for {', '.join(sorted(IMAGE_SUFFIXES))}).")
     return files
 
 
@@ -84,8 +84,8 @@ def output_path(path: str | Path, overwrite: bool = False) -> Path:
     replaced silently."""
     path = Path(path)
     if path.exists() and not overwrite:
-        raise IQAError(f"{path} exists; pass --overwrite (Python: overwrite=True) to replace it, or choose "
-                       "another output.")
+        raise InputError(f"{path} exists; allow replacing it (overwrite=True), or choose another output.",
+                         option="overwrite")
     return path
 
 
@@ -107,46 +107,46 @@ def collect_pairs(dist: str | Path | None = None, ref: str | Path | None = None,
     if pairs_csv is not None:
         return _pairs_from_csv(Path(pairs_csv))
     if dist is None:
-        raise IQAError("nothing to score: give --dist (a file or folder) or --pairs LIST.csv.")
+        raise InputError("nothing to score: give distorted images (a file or folder) or a pairs CSV.", option="dist")
     dist, ref = Path(dist), Path(ref) if ref is not None else None
     if dist.is_dir():
         dfiles = list_images(dist)
         if ref is None:
             return [Pair(d) for d in dfiles]
         if not ref.is_dir():
-            raise IQAError(f"--dist {dist} is a folder, so --ref must be a folder too, but {ref} is not.")
+            raise InputError(f"the distorted images {dist} are a folder, so the references must be a folder too, but {ref} is not.", option="ref")
         rfiles = {p.name: p for p in list_images(ref)}
         missing = [d.name for d in dfiles if d.name not in rfiles]
         if missing:
             shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-            raise IQAError(f"{len(missing)} distorted image(s) have no reference of the same name in {ref}: {shown}. "
-                           "Name each reference like its distorted image, or pass --pairs LIST.csv.")
+            raise InputError(f"{len(missing)} distorted image(s) have no reference of the same name in {ref}: {shown}. "
+                           "Name each reference like its distorted image, or give a pairs CSV.", option="pairs")
         return [Pair(d, rfiles[d.name]) for d in dfiles]
     if not dist.exists():
-        raise IQAError(f"--dist {dist} does not exist. Check the path.")
+        raise InputError(f"distorted image {dist} does not exist. Check the path.", option="dist")
     if ref is not None and not ref.is_file():
-        raise IQAError(f"--ref {ref} is not a file. With a file for --dist, give one file for --ref.")
+        raise InputError(f"reference {ref} is not a file. With one distorted file, give one reference file.", option="ref")
     return [Pair(dist, ref)]
 
 
 def _pairs_from_csv(path: Path) -> list[Pair]:
     if not path.is_file():
-        raise IQAError(f"pairs file not found: {path}.")
+        raise InputError(f"pairs file not found: {path}.")
     base = path.parent
     with path.open(newline="") as fh:
         reader = csv.DictReader(fh)
         fields = [f.strip() for f in (reader.fieldnames or [])]
         if "dist" not in fields:
-            raise IQAError(f"{path}: the header must name a 'dist' column (and 'ref' for full-reference metrics); "
+            raise InputError(f"{path}: the header must name a 'dist' column (and 'ref' for full-reference metrics); "
                            f"found {fields}.")
         out = []
         for lineno, row in enumerate(reader, start=2):
             row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
             if not row.get("dist"):
-                raise IQAError(f"{path}, line {lineno}: empty 'dist' value.")
+                raise InputError(f"{path}, line {lineno}: empty 'dist' value.")
             d = Path(row["dist"])
             r = Path(row["ref"]) if row.get("ref") else None
             out.append(Pair(d if d.is_absolute() else base / d, (r if r.is_absolute() else base / r) if r else None))
     if not out:
-        raise IQAError(f"{path} lists no pairs.")
+        raise InputError(f"{path} lists no pairs.")
     return out

@@ -8,7 +8,7 @@ from typing import Iterable, Iterator
 
 import torch
 
-from .errors import IQAError
+from .errors import InputError
 from .io import Pair, read_image
 from .metrics import create_metric, get_info
 
@@ -29,10 +29,10 @@ def _load(pair: Pair, need_ref: bool) -> tuple[torch.Tensor, torch.Tensor | None
     if not need_ref:
         return d, None
     if pair.ref is None:
-        raise IQAError(f"{pair.dist}: full-reference metrics need a reference; give --ref or a 'ref' column.")
+        raise InputError(f"{pair.dist}: full-reference metrics need a reference; give --ref or a 'ref' column.")
     r = read_image(pair.ref)
     if d.shape[1:] != r.shape[1:]:
-        raise IQAError(f"size mismatch: {pair.dist} is {d.shape[2]}x{d.shape[1]}, its reference {pair.ref} is "
+        raise InputError(f"size mismatch: {pair.dist} is {d.shape[2]}x{d.shape[1]}, its reference {pair.ref} is "
                        f"{r.shape[2]}x{r.shape[1]}. Full-reference metrics need equal sizes: resize or crop first.")
     if d.shape[0] != r.shape[0]:  # grey against colour: promote the grey one
         d, r = (d.expand(3, -1, -1), r) if d.shape[0] == 1 else (d, r.expand(3, -1, -1))
@@ -68,10 +68,10 @@ def score_pairs(pairs: list[Pair], metrics: Iterable[str], device: str = "cpu", 
         missing = [p for p in pairs if p.ref is None]
         if missing:
             fr = ", ".join(i.name for i in infos if i.needs_ref)
-            raise IQAError(f"full-reference metrics ({fr}) need a reference for every image, and {missing[0].dist} "
+            raise InputError(f"full-reference metrics ({fr}) need a reference for every image, and {missing[0].dist} "
                            "has none. Give --ref, or choose no-reference metrics.")
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise IQAError("--device cuda asked for, but torch sees no CUDA device. Use --device cpu.")
+        raise InputError("--device cuda asked for, but torch sees no CUDA device. Use --device cpu.")
     modules = {n: create_metric(n, device=device) for n in names}
     rows: list[ScoreRow] = []
     need_ref = any(i.needs_ref for i in infos)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import IQAError
+from ..errors import InputError
 from .alexnet import AlexNet
 from .inception_resnet_v2 import InceptionResNetV2
 from .resnet import ResNet, resnet18, resnet34, resnet50, resnet101, resnet152
@@ -36,12 +36,12 @@ def load_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what
     own = module.state_dict()
     missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
     if missing:
-        raise IQAError(f"{what} lacks {len(missing)} of the {len(own)} tensors this network needs "
+        raise InputError(f"{what} lacks {len(missing)} of the {len(own)} tensors this network needs "
                        f"(first: {', '.join(missing[:3])}); is it the right file?")
     wrong = [f"{k}: {tuple(sd[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
              if k in sd and sd[k].numel() != v.numel()]
     if wrong:
-        raise IQAError(f"{what} does not fit this network: {'; '.join(wrong[:3])}.")
+        raise InputError(f"{what} does not fit this network: {'; '.join(wrong[:3])}.")
     with torch.no_grad():
         for k, v in own.items():
             if k in sd:  # same numbers; a shape such as (1,) for (1, 1) is reshaped

@@ -12,7 +12,7 @@ from typing import List, Optional
 
 import typer
 
-from ..errors import IQAError
+from ..errors import InputError
 
 
 class MappingChoice(str, Enum):
@@ -31,7 +31,7 @@ def _fractions(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(t) for t in text.split(","))
     except ValueError:
-        raise IQAError(f"--split-fractions takes numbers separated by commas, e.g. 0.6,0.2,0.2; got {text!r}.") from None
+        raise InputError(f"--split-fractions takes numbers separated by commas, e.g. 0.6,0.2,0.2; got {text!r}.") from None
 
 
 def _prediction_sources(items: list[str]) -> list[tuple[str, Path]]:
@@ -45,7 +45,7 @@ def _prediction_sources(items: list[str]) -> list[tuple[str, Path]]:
         out.append((name, path))
     names = [n for n, _ in out]
     if len(set(names)) != len(names):
-        raise IQAError(f"two --predictions share a name ({', '.join(names)}); name them with NAME=FILE.")
+        raise InputError(f"two --predictions share a name ({', '.join(names)}); name them with NAME=FILE.")
     return out
 
 
@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
         from .score import available_metrics
 
         if not metric and not predictions:
-            raise IQAError("nothing to evaluate: give metrics (-m NAME, -m all) and/or --predictions FILE.")
+            raise InputError("nothing to evaluate: give metrics (-m NAME, -m all) and/or --predictions FILE.")
         options = {}
         key = ALIASES.get(dataset.lower(), dataset.lower()) if dataset else None
         if key == "clive" and training_images:
@@ -108,14 +108,14 @@ def register(app: typer.Typer) -> None:
                 ds = replace(ds, higher_better=False)
         elif labels is not None:
             if metric:
-                raise IQAError("metrics need images: give --dataset (csv with --labels for any table of images).")
+                raise InputError("metrics need images: give --dataset (csv with --labels for any table of images).")
             rows = read_rows(labels)
             ds = Dataset("labels", labels.parent.resolve(), tuple(rows), higher_better=not labels_lower_better,
                          score_name="score", notes=(f"labels from {labels.name}",))
         else:
-            raise IQAError("no labels: give --dataset NAME --root PATH, or --labels FILE with --predictions.")
+            raise InputError("no labels: give --dataset NAME --root PATH, or --labels FILE with --predictions.")
         if len(ds) < 5:
-            raise IQAError(f"{ds.describe()}: at least 5 labelled images are needed for the statistics.")
+            raise InputError(f"{ds.describe()}: at least 5 labelled images are needed for the statistics.")
 
         names = []
         for m in metric:
@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
 
         out = output or Path(f"evaluate-{ds.name}" + (f"-{ds.split}" if ds.split else ""))
         # what the folder's cached scores belong to: the rows themselves, wherever the dataset lies
-        rows_hash = hashlib.sha256("\n".join(f"{r.distorted},{r.reference},{r.score!r}" for r in ds.rows)
+        rows_hash = hashlib.sha256("\n".join(f"{r.dist},{r.ref},{r.score!r}" for r in ds.rows)
                                    .encode()).hexdigest()[:16]
         identity = {"dataset": ds.name, "split": ds.split, "images": len(ds), "rows": rows_hash,
                     "options": options}

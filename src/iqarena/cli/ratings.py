@@ -10,7 +10,7 @@ from typing import Optional
 
 import typer
 
-from ..errors import IQAError
+from ..errors import InputError
 from ..io import output_path
 
 
@@ -128,7 +128,7 @@ def register(app: typer.Typer) -> None:
 
         _check_free(output, overwrite=overwrite)
         if judgements is None and images is None:
-            raise IQAError("give the judgements so far, or --images name,reference for a new study.")
+            raise InputError("give the judgements so far, or --images name,reference for a new study.")
         if judgements is not None:
             j = _judgements(judgements, images)
         else:

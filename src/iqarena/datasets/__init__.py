@@ -2,7 +2,7 @@
 
 >>> from iqarena.datasets import load_dataset
 >>> ds = load_dataset("pipal", "/data/PIPAL", split="train")   # official layout, checked
->>> ds.rows[0]        # Row(distorted='Train_Dis/A0001_00_00.bmp', reference='Train_Ref/A0001.bmp', score=1520.06...)
+>>> ds.rows[0]        # Row(dist='Train_Dis/A0001_00_00.bmp', ref='Train_Ref/A0001.bmp', score=1520.06...)
 >>> parts = split_by_reference(ds, (0.8, 0.2), seed=0, names=("train", "val"))   # disjoint contents
 
 Readers: pipal, tid2013, tid2008, live, csiq, kadid10k, clive, koniq10k and csv (any label table).
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..errors import IQAError
+from ..errors import InputError
 from .base import Dataset, Row, split_by_reference
 from .classic import read_csiq, read_kadid10k, read_live, read_tid2008, read_tid2013
 from .pipal import read_pipal
@@ -59,22 +59,22 @@ def load_dataset(name: str, root: str | Path | None = None, *, split: str | None
     """
     key = ALIASES.get(name.lower(), name.lower())
     if key not in READERS:
-        raise IQAError(f"unknown dataset {name!r}; known: {', '.join(READERS)}.")
+        raise InputError(f"unknown dataset {name!r}; known: {', '.join(READERS)}.")
     reader = READERS[key]
     params = inspect.signature(reader.read).parameters
     unknown = [k for k in options if k not in params]
     if unknown:
-        raise IQAError(f"dataset {key} has no option {', '.join(unknown)}.")
+        raise InputError(f"dataset {key} has no option {', '.join(unknown)}.")
     if key == "csv":
         if labels is None:
-            raise IQAError("the csv dataset needs --labels FILE (a CSV with image and score columns).")
+            raise InputError("the csv dataset needs a label file (a CSV with image and score columns).", option="labels")
         ds = reader.read(labels, root, **options)
     else:
         if root is None:
-            raise IQAError(f"dataset {key} needs --root (the folder of the official release).")
+            raise InputError(f"dataset {key} needs its root folder (the folder of the official release).", option="root")
         if labels is not None:
             if "labels" not in params:
-                raise IQAError(f"dataset {key} reads its own label files; --labels applies to pipal and csv.")
+                raise InputError(f"dataset {key} reads its own label files; a label file applies to pipal and csv only.", option="labels")
             options["labels"] = labels
         if reader.official_splits and split is not None:
             return reader.read(root, split=split, **options)
@@ -83,7 +83,7 @@ def load_dataset(name: str, root: str | Path | None = None, *, split: str | None
         return ds
     names = ("train", "val", "test")
     if split not in names:
-        raise IQAError(f"split must be one of all, {', '.join(names)}; got {split!r}.")
+        raise InputError(f"split must be one of all, {', '.join(names)}; got {split!r}.")
     return split_by_reference(ds, fractions, seed, names)[split]
 
 

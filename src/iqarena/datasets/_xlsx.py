@@ -8,7 +8,7 @@ import zipfile
 import xml.etree.ElementTree as ET
 from pathlib import Path, PurePosixPath
 
-from ..errors import IQAError
+from ..errors import InputError
 
 _NS = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
        "r": "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
@@ -34,7 +34,7 @@ def read_xlsx(path: str | Path) -> dict[str, list[list]]:
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise IQAError(f"cannot read {path} as an .xlsx spreadsheet: {exc}. Save it as .xlsx or export a CSV.") from exc
+        raise InputError(f"cannot read {path} as an .xlsx spreadsheet: {exc}. Save it as .xlsx or export a CSV.") from exc
     with zf:
         names = set(zf.namelist())
         shared = []

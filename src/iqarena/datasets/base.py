@@ -10,21 +10,21 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from ..errors import IQAError
+from ..errors import InputError
 from ..io import Pair
 
 
 @dataclass(frozen=True)
 class Row:
-    """One rated image. Paths are relative to the dataset root (``reference`` None for no-reference sets).
+    """One rated image. Paths are relative to the dataset root (``ref`` None for no-reference sets).
 
     ``group``: distortion type (or any category) for the per-group analysis; ``system``: the
     algorithm/setting that produced the image, the same across contents (PIPAL ``00_03``, TID2013
     type and level), for the per-algorithm analysis (NTIRE 2021 Figure 4). Empty when unknown.
     """
 
-    distorted: str
-    reference: str | None
+    dist: str
+    ref: str | None
     score: float
     group: str = ""
     system: str = ""
@@ -32,7 +32,7 @@ class Row:
     @property
     def content(self) -> str:
         """What two images must not share to be in different splits: the reference, else the image."""
-        return self.reference or self.distorted
+        return self.ref or self.dist
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class Dataset:
 
     @property
     def has_reference(self) -> bool:
-        return bool(self.rows) and all(r.reference for r in self.rows)
+        return bool(self.rows) and all(r.ref for r in self.rows)
 
     @property
     def scores(self) -> np.ndarray:
@@ -70,7 +70,7 @@ class Dataset:
 
     def pairs(self) -> list[Pair]:
         """The rows as scoring pairs (absolute paths), in row order."""
-        return [Pair(self.path(r.distorted), self.path(r.reference) if r.reference else None) for r in self.rows]
+        return [Pair(self.path(r.dist), self.path(r.ref) if r.ref else None) for r in self.rows]
 
     def subset(self, keep: Iterable[int] | Sequence[bool], split: str | None = None) -> "Dataset":
         """The rows at the given indices (or where a boolean mask is true)."""
@@ -80,7 +80,7 @@ class Dataset:
         return replace(self, rows=tuple(self.rows[i] for i in keep), split=self.split if split is None else split)
 
     def describe(self) -> str:
-        refs = len({r.reference for r in self.rows if r.reference})
+        refs = len({r.ref for r in self.rows if r.ref})
         groups = len({r.group for r in self.rows if r.group})
         parts = [f"{len(self)} images"]
         if refs:
@@ -107,15 +107,15 @@ def _require(root: Path, name: str, dataset: str, what: str, folder: bool) -> Pa
     found = find_ci(root, name)
     if found is None or (found.is_dir() if folder else found.is_file()) is False:
         label = f"folder {name}/" if folder else f"file {name}"
-        raise IQAError(f"{dataset}: {label} not found in {root} ({'it should hold ' if folder else ''}{what}). "
-                       f"Point --root at the folder that contains {name}.")
+        raise InputError(f"{dataset}: {label} not found in {root} ({'it should hold ' if folder else ''}{what}). "
+                       f"Point the dataset root at the folder that contains {name}.", option="root")
     return found
 
 
 def require_root(root: str | Path, dataset: str) -> Path:
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise IQAError(f"{dataset}: dataset folder {root} does not exist. Check --root.")
+        raise InputError(f"{dataset}: dataset folder {root} does not exist. Check the dataset root.", option="root")
     return root
 
 
@@ -153,11 +153,11 @@ def resolve_files(dataset: str, root: Path, rows: list[Row], limit: int = 5) -> 
         return cache[rel]
 
     for r in rows:
-        out.append(replace(r, distorted=real(r.distorted), reference=real(r.reference)))
+        out.append(replace(r, dist=real(r.dist), ref=real(r.ref)))
     if missing:
         shown = ", ".join(missing[:limit]) + (f" ... ({len(missing)} in all)" if len(missing) > limit else "")
-        raise IQAError(f"{dataset}: {len(missing)} image file(s) named by the labels are missing under {root}: "
-                       f"{shown}. Copy the complete dataset there, or check --root.")
+        raise InputError(f"{dataset}: {len(missing)} image file(s) named by the labels are missing under {root}: "
+                       f"{shown}. Copy the complete dataset there, or check the dataset root.", option="root")
     return out
 
 
@@ -165,9 +165,9 @@ def parse_float(text: str, where: str) -> float:
     try:
         v = float(text)
     except ValueError:
-        raise IQAError(f"{where}: {text!r} is not a number.") from None
+        raise InputError(f"{where}: {text!r} is not a number.") from None
     if not np.isfinite(v):
-        raise IQAError(f"{where}: score {text!r} is not finite.")
+        raise InputError(f"{where}: score {text!r} is not finite.")
     return v
 
 
@@ -186,10 +186,10 @@ def split_by_reference(ds: Dataset, fractions: Sequence[float] = (0.6, 0.2, 0.2)
     about ``fractions`` of the references. The same seed gives the same split.
     """
     if len(fractions) != len(names):
-        raise IQAError(f"{len(fractions)} fractions for {len(names)} split names; give one fraction per name.")
+        raise InputError(f"{len(fractions)} fractions for {len(names)} split names; give one fraction per name.")
     f = np.asarray(fractions, dtype=np.float64)
     if (f < 0).any() or not np.isclose(f.sum(), 1.0):
-        raise IQAError(f"split fractions must be non-negative and sum to 1, got {list(fractions)}.")
+        raise InputError(f"split fractions must be non-negative and sum to 1, got {list(fractions)}.")
     contents = sorted({r.content for r in ds.rows})
     order = np.random.default_rng(seed).permutation(len(contents))
     bounds = np.round(np.cumsum(f) * len(contents)).astype(int)

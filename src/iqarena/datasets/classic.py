@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import IQAError
+from ..errors import InputError
 from ._xlsx import read_xlsx
 from .base import (Dataset, Row, as_text, find_ci, parse_float, require_dir, require_file, require_root,
                    resolve_files)
@@ -57,10 +57,10 @@ def _read_tid(root: str | Path, name: str) -> Dataset:
         if not parts:
             continue
         if len(parts) != 2:
-            raise IQAError(f"{labels}, line {lineno}: expected 'MOS image_name', got {line!r}.")
+            raise InputError(f"{labels}, line {lineno}: expected 'MOS image_name', got {line!r}.")
         m = _TID.match(parts[1])
         if m is None:
-            raise IQAError(f"{labels}, line {lineno}: image name {parts[1]!r} is not of the form i01_01_1.bmp.")
+            raise InputError(f"{labels}, line {lineno}: image name {parts[1]!r} is not of the form i01_01_1.bmp.")
         ref = f"{ref_dir.name}/{m.group(1).upper()}.{m.group(4)}"
         rows.append(Row(f"{dis_dir.name}/{parts[1]}", ref, parse_float(parts[0], f"{labels}, line {lineno}"),
                         group=m.group(2), system=f"{m.group(2)}_{m.group(3)}"))
@@ -88,10 +88,10 @@ def _loadmat(path: Path, key: str, dataset: str) -> np.ndarray:
     try:
         data = loadmat(path)
     except (ValueError, NotImplementedError, OSError) as exc:
-        raise IQAError(f"{dataset}: cannot read {path}: {exc}.") from exc
+        raise InputError(f"{dataset}: cannot read {path}: {exc}.") from exc
     if key not in data:
         found = ", ".join(k for k in data if not k.startswith("__"))
-        raise IQAError(f"{dataset}: {path.name} has no variable {key!r} (found: {found}).")
+        raise InputError(f"{dataset}: {path.name} has no variable {key!r} (found: {found}).")
     return data[key]
 
 
@@ -128,7 +128,7 @@ def read_live(root: str | Path, realigned: bool = True) -> Dataset:
                              "refnames_all", "LIVE"))
     total = sum(n for _, n in LIVE_FOLDERS)
     if not (dmos.size == orgs.size == len(refs) == total):
-        raise IQAError(f"LIVE: expected {total} entries in dmos, orgs and refnames_all, found "
+        raise InputError(f"LIVE: expected {total} entries in dmos, orgs and refnames_all, found "
                        f"{dmos.size}, {orgs.size}, {len(refs)}. Is this release 2?")
     rows, k = [], 0
     for folder, (kind, n) in zip(folders, LIVE_FOLDERS):
@@ -152,7 +152,7 @@ def _csiq_table(root: Path) -> tuple[Path, list[list]]:
     candidates = [p for p in root.iterdir() if p.is_file() and p.name.lower().startswith("csiq")
                   and p.suffix.lower() in (".xlsx", ".csv")]
     if not candidates:
-        raise IQAError(f"CSIQ: no label table in {root}: expected csiq.DMOS.xlsx (or a .csv export of it with "
+        raise InputError(f"CSIQ: no label table in {root}: expected csiq.DMOS.xlsx (or a .csv export of it with "
                        "columns image, dst_idx, dst_type, dst_lev, dmos).")
     candidates.sort(key=lambda p: ("dmos" not in p.name.lower(), p.suffix.lower() != ".xlsx", p.name))
     path = candidates[0]
@@ -164,7 +164,7 @@ def _csiq_table(root: Path) -> tuple[Path, list[list]]:
             head = [as_text(c).lower() if c is not None else "" for c in row]
             if "image" in head and "dmos" in head:
                 return path, rows[i:]
-    raise IQAError(f"CSIQ: no sheet of {path.name} has a header row with 'image' and 'dmos' columns.")
+    raise InputError(f"CSIQ: no sheet of {path.name} has a header row with 'image' and 'dmos' columns.")
 
 
 def read_csiq(root: str | Path) -> Dataset:
@@ -177,7 +177,7 @@ def read_csiq(root: str | Path) -> Dataset:
     need = ["image", "dst_lev", "dmos"]
     missing = [c for c in need if c not in head] + ([] if {"dst_type", "dst_idx"} & set(head) else ["dst_type"])
     if missing:
-        raise IQAError(f"CSIQ: {path.name} lacks the column(s) {', '.join(missing)} (found {head}).")
+        raise InputError(f"CSIQ: {path.name} lacks the column(s) {', '.join(missing)} (found {head}).")
     col = {name: head.index(name) for name in head if name}
     order = list(CSIQ_TYPES)
     rows, folders = [], {}
@@ -192,19 +192,19 @@ def read_csiq(root: str | Path) -> Dataset:
         else:
             key = order[int(float(cells[col["dst_idx"]])) - 1]
         if key not in CSIQ_TYPES:
-            raise IQAError(f"CSIQ: {path.name}, row {lineno}: unknown distortion type {key!r}.")
+            raise InputError(f"CSIQ: {path.name}, row {lineno}: unknown distortion type {key!r}.")
         folder, token = CSIQ_TYPES[key]
         if folder not in folders:
             found = find_ci(dst, folder)
             if found is None:
-                raise IQAError(f"CSIQ: folder dst_imgs/{folder}/ not found in {root}.")
+                raise InputError(f"CSIQ: folder dst_imgs/{folder}/ not found in {root}.")
             folders[folder] = found.name
         level = as_text(cells[col["dst_lev"]])
         score = parse_float(as_text(cells[col["dmos"]]), f"{path.name}, row {lineno}")
         rows.append(Row(f"{dst.name}/{folders[folder]}/{image}.{token}.{level}.png", f"{src.name}/{image}.png", score,
                         group=key, system=f"{key}.{level}"))
     if not rows:
-        raise IQAError(f"CSIQ: {path.name} holds no rated images.")
+        raise InputError(f"CSIQ: {path.name} holds no rated images.")
     return Dataset("csiq", root, tuple(resolve_files("CSIQ", root, rows)), higher_better=False, score_name="DMOS",
                    notes=(f"labels from {path.name}",))
 
@@ -224,7 +224,7 @@ def read_kadid10k(root: str | Path) -> Dataset:
         reader = csv.DictReader(fh)
         fields = [f.strip() for f in reader.fieldnames or []]
         if not {"dist_img", "ref_img", "dmos"} <= set(fields):
-            raise IQAError(f"KADID-10k: {labels.name} needs columns dist_img, ref_img, dmos; found {fields}.")
+            raise InputError(f"KADID-10k: {labels.name} needs columns dist_img, ref_img, dmos; found {fields}.")
         for lineno, row in enumerate(reader, start=2):
             row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
             m = _KADID.match(row["dist_img"])

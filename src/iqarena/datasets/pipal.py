@@ -19,7 +19,7 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import IQAError
+from ..errors import InputError
 from .base import Dataset, Row, find_ci, parse_float, require_dir, require_root
 
 SPLITS = {"train": "Train", "val": "Val", "test": "Test"}
@@ -31,9 +31,9 @@ def read_labels(path: str | Path) -> list[tuple[str, float]]:
     path = Path(path)
     files = sorted(path.glob("*.txt")) if path.is_dir() else [path]
     if path.is_dir() and not files:
-        raise IQAError(f"label folder {path} holds no .txt files.")
+        raise InputError(f"label folder {path} holds no .txt files.")
     if not path.exists():
-        raise IQAError(f"label file {path} not found.")
+        raise InputError(f"label file {path} not found.")
     out: list[tuple[str, float]] = []
     for f in files:
         for lineno, line in enumerate(f.read_text().splitlines(), start=1):
@@ -42,10 +42,10 @@ def read_labels(path: str | Path) -> list[tuple[str, float]]:
                 continue
             parts = [p.strip() for p in re.split(r"[,\s]+", line) if p.strip()]
             if len(parts) < 2:
-                raise IQAError(f"{f}, line {lineno}: expected 'name,score', got {line!r}.")
+                raise InputError(f"{f}, line {lineno}: expected 'name,score', got {line!r}.")
             out.append((parts[0], parse_float(parts[1], f"{f}, line {lineno}")))
     if not out:
-        raise IQAError(f"{path}: no labels found (expected lines 'A0001_00_00.bmp,1520.0648').")
+        raise InputError(f"{path}: no labels found (expected lines 'A0001_00_00.bmp,1520.0648').")
     return out
 
 
@@ -58,11 +58,11 @@ def _find_labels(root: Path, prefix: str, split: str) -> Path:
     if len(hits) == 1:
         return hits[0]
     if hits:
-        raise IQAError(f"PIPAL {split}: several label files in {root}: {', '.join(h.name for h in hits)}. "
-                       "Choose one with --labels FILE.")
-    raise IQAError(f"PIPAL {split}: no labels in {root}: expected a folder {prefix}_Label/ (one .txt per reference, "
+        raise InputError(f"PIPAL {split}: several label files in {root}: {', '.join(h.name for h in hits)}. "
+                       "Choose one as the label file.", option="labels")
+    raise InputError(f"PIPAL {split}: no labels in {root}: expected a folder {prefix}_Label/ (one .txt per reference, "
                    f"lines 'A0001_00_00.bmp,1520.0648') or a single list such as {split}_label.txt. "
-                   "Give the label file with --labels FILE.")
+                   "Give the label file.", option="labels")
 
 
 def _dis_folder(root: Path, prefix: str, split: str) -> Path:
@@ -70,8 +70,8 @@ def _dis_folder(root: Path, prefix: str, split: str) -> Path:
         found = find_ci(root, name)
         if found is not None and found.is_dir():
             return found
-    raise IQAError(f"PIPAL {split}: folder {prefix}_Dis/ not found in {root} (it should hold the distorted images "
-                   f"such as A0001_00_00.bmp). Point --root at the folder that contains {prefix}_Ref/ and {prefix}_Dis/.")
+    raise InputError(f"PIPAL {split}: folder {prefix}_Dis/ not found in {root} (it should hold the distorted images "
+                   f"such as A0001_00_00.bmp). Point the dataset root at the folder that contains {prefix}_Ref/ and {prefix}_Dis/.", option="root")
 
 
 def _index(folder: Path, root: Path) -> dict[str, str]:
@@ -89,7 +89,7 @@ def _index(folder: Path, root: Path) -> dict[str, str]:
 def read_pipal(root: str | Path, split: str = "train", labels: str | Path | None = None) -> Dataset:
     """Read one PIPAL split (train, val or test) in the official layout; see the module docstring."""
     if split not in SPLITS:
-        raise IQAError(f"PIPAL has the splits {', '.join(SPLITS)}; got {split!r}.")
+        raise InputError(f"PIPAL has the splits {', '.join(SPLITS)}; got {split!r}.")
     root = require_root(root, "PIPAL")
     prefix = SPLITS[split]
     ref_dir = require_dir(root, f"{prefix}_Ref", f"PIPAL {split}", "the reference images such as A0001.bmp")
@@ -101,9 +101,9 @@ def read_pipal(root: str | Path, split: str = "train", labels: str | Path | None
     for name, score in entries:
         m = NAME.match(name)
         if m is None:
-            raise IQAError(f"PIPAL label {name!r} is not of the form A0001_00_00.bmp (reference_group_index).")
+            raise InputError(f"PIPAL label {name!r} is not of the form A0001_00_00.bmp (reference_group_index).")
         if name.lower() in seen:
-            raise IQAError(f"PIPAL labels name {name} twice. Remove the duplicate line.")
+            raise InputError(f"PIPAL labels name {name} twice. Remove the duplicate line.")
         seen.add(name.lower())
         ref_name = m.group(1) + m.group(4)
         dis, ref = dis_index.get(name.lower()), ref_index.get(ref_name.lower())
@@ -117,6 +117,6 @@ def read_pipal(root: str | Path, split: str = "train", labels: str | Path | None
     if missing:
         uniq = list(dict.fromkeys(missing))
         shown = ", ".join(uniq[:5]) + (f" ... ({len(uniq)} in all)" if len(uniq) > 5 else "")
-        raise IQAError(f"PIPAL {split}: {len(uniq)} image file(s) named by the labels are missing under {root}: "
+        raise InputError(f"PIPAL {split}: {len(uniq)} image file(s) named by the labels are missing under {root}: "
                        f"{shown}. Copy the complete {prefix}_Ref/ and {prefix}_Dis/ folders there.")
     return Dataset("pipal", root, tuple(rows), higher_better=True, score_name="Elo MOS", split=split)

@@ -13,7 +13,7 @@ import csv
 import re
 from pathlib import Path
 
-from ..errors import IQAError
+from ..errors import InputError
 from .base import Dataset, Row, parse_float, require_root, resolve_files
 
 DIST = ("dist", "distorted", "dist_img", "dis_img", "dis", "image", "image_name", "img", "name", "filename", "file",
@@ -37,11 +37,11 @@ def read_rows(path: str | Path, score_column: str | None = None, text: str | Non
     path = Path(path)
     if text is None:
         if not path.is_file():
-            raise IQAError(f"label file {path} not found.")
+            raise InputError(f"label file {path} not found.")
         text = path.read_text()
     lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
     if not lines:
-        raise IQAError(f"{path} is empty.")
+        raise InputError(f"{path} is empty.")
     first = [c.strip() for c in next(csv.reader([lines[0]]))]
     if _pick(first, DIST + REF + SCORE) is None and score_column not in first:
         return _headerless(path, lines)
@@ -51,13 +51,13 @@ def read_rows(path: str | Path, score_column: str | None = None, text: str | Non
     score = score_column if score_column in fields else _pick(fields, SCORE) if score_column is None else None
     if dist is None or score is None:
         want = f"a score column ({score_column!r})" if score_column else "a score column (score, mos, dmos ...)"
-        raise IQAError(f"{path}: the header needs an image column (dist, image, name ...) and {want}; found {fields}.")
+        raise InputError(f"{path}: the header needs an image column (dist, image, name ...) and {want}; found {fields}.")
     ref, group, system = _pick(fields, REF), _pick(fields, GROUP), _pick(fields, SYSTEM)
     rows = []
     for lineno, raw in enumerate(reader, start=2):
         row = {(k or "").strip(): (v or "").strip() for k, v in raw.items()}
         if not row.get(dist):
-            raise IQAError(f"{path}, line {lineno}: empty image name.")
+            raise InputError(f"{path}, line {lineno}: empty image name.")
         rows.append(Row(row[dist], row.get(ref) or None if ref else None,
                         parse_float(row.get(score, ""), f"{path}, line {lineno}"),
                         group=row.get(group, "") if group else "", system=row.get(system, "") if system else ""))
@@ -69,7 +69,7 @@ def _headerless(path: Path, lines: list[str]) -> list[Row]:
     for lineno, line in enumerate(lines, start=1):
         parts = [p for p in re.split(r"[,\s]+", line.strip()) if p]
         if len(parts) < 2:
-            raise IQAError(f"{path}, line {lineno}: expected 'name,score' (or a CSV header), got {line!r}.")
+            raise InputError(f"{path}, line {lineno}: expected 'name,score' (or a CSV header), got {line!r}.")
         rows.append(Row(parts[0], None, parse_float(parts[1], f"{path}, line {lineno}")))
     return rows
 

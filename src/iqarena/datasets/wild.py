@@ -24,7 +24,7 @@ import csv
 import re
 from pathlib import Path
 
-from ..errors import IQAError
+from ..errors import InputError
 from .base import Dataset, Row, find_ci, parse_float, require_dir, require_root, resolve_files
 from .classic import _cellstr, _loadmat
 
@@ -42,10 +42,10 @@ def read_clive(root: str | Path, training: bool = False) -> Dataset:
         rows = _clive_release(root)
         source = "Data/AllMOS_release.mat"
     else:
-        raise IQAError(f"LIVE-Challenge: {root} holds neither the official release (Images/ and Data/AllImages_release.mat, "
+        raise InputError(f"LIVE-Challenge: {root} holds neither the official release (Images/ and Data/AllImages_release.mat, "
                        "Data/AllMOS_release.mat) nor a flat copy (images/ and mos.csv with columns image,mos).")
     if not training:
-        rows = [r for r in rows if not _TRAINING.match(Path(r.distorted).name)]
+        rows = [r for r in rows if not _TRAINING.match(Path(r.dist).name)]
     notes = (f"labels from {source}", "training images t1..t7 " + ("included" if training else "left out"))
     return Dataset("clive", root, tuple(resolve_files("LIVE-Challenge", root, rows)), score_name="MOS", notes=notes)
 
@@ -57,7 +57,7 @@ def _clive_flat(root: Path, labels: Path) -> list[Row]:
         reader = csv.DictReader(fh)
         fields = [f.strip().lower() for f in reader.fieldnames or []]
         if not {"image", "mos"} <= set(fields):
-            raise IQAError(f"LIVE-Challenge: {labels.name} needs columns image and mos; found {fields}.")
+            raise InputError(f"LIVE-Challenge: {labels.name} needs columns image and mos; found {fields}.")
         for lineno, row in enumerate(reader, start=2):
             row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
             rows.append(Row(f"{images.name}/{row['image']}", None, parse_float(row["mos"], f"{labels.name}, line {lineno}")))
@@ -70,11 +70,11 @@ def _clive_release(root: Path) -> list[Row]:
     names_file, mos_file = find_ci(data, "AllImages_release.mat"), find_ci(data, "AllMOS_release.mat")
     for f, n in ((names_file, "AllImages_release.mat"), (mos_file, "AllMOS_release.mat")):
         if f is None:
-            raise IQAError(f"LIVE-Challenge: {data}/{n} not found.")
+            raise InputError(f"LIVE-Challenge: {data}/{n} not found.")
     names = _cellstr(_loadmat(names_file, "AllImages_release", "LIVE-Challenge"))
     mos = _loadmat(mos_file, "AllMOS_release", "LIVE-Challenge").ravel()
     if len(names) != mos.size:
-        raise IQAError(f"LIVE-Challenge: {len(names)} names but {mos.size} MOS values in {data}.")
+        raise InputError(f"LIVE-Challenge: {len(names)} names but {mos.size} MOS values in {data}.")
     train_dir = find_ci(images, "trainingImages")
     rows = []
     for name, score in zip(names, mos):
@@ -99,14 +99,14 @@ def read_koniq10k(root: str | Path, split: str | None = None, resolution: str = 
     root = require_root(root, "KonIQ-10k")
     labels = next((p for p in (find_ci(root, n) for n in KONIQ_FILES) if p is not None), None)
     if labels is None:
-        raise IQAError(f"KonIQ-10k: no label file in {root}: expected {' or '.join(KONIQ_FILES)}.")
+        raise InputError(f"KonIQ-10k: no label file in {root}: expected {' or '.join(KONIQ_FILES)}.")
     images = require_dir(root, resolution, "KonIQ-10k", f"the {resolution} JPEG images (or pass resolution='512x384')")
     rows, sets = [], []
     with labels.open(newline="") as fh:
         reader = csv.DictReader(fh)
         fields = [f.strip() for f in reader.fieldnames or []]
         if "image_name" not in fields or score not in fields:
-            raise IQAError(f"KonIQ-10k: {labels.name} needs columns image_name and {score}; found {fields}.")
+            raise InputError(f"KonIQ-10k: {labels.name} needs columns image_name and {score}; found {fields}.")
         for lineno, row in enumerate(reader, start=2):
             row = {k.strip(): (v or "").strip() for k, v in row.items() if k}
             part = KONIQ_SETS.get(row.get("set", "").lower(), "")
@@ -115,9 +115,9 @@ def read_koniq10k(root: str | Path, split: str | None = None, resolution: str = 
             sets.append(part)
     if split is not None:
         if split not in ("train", "val", "test"):
-            raise IQAError(f"KonIQ-10k has the official splits train, val, test; got {split!r}.")
+            raise InputError(f"KonIQ-10k has the official splits train, val, test; got {split!r}.")
         if not any(sets):
-            raise IQAError(f"KonIQ-10k: {labels.name} has no 'set' column; the official splits need "
+            raise InputError(f"KonIQ-10k: {labels.name} has no 'set' column; the official splits need "
                            "koniq10k_distributions_sets.csv.")
         rows = [r for r, s in zip(rows, sets) if s == split]
     return Dataset("koniq10k", root, tuple(resolve_files("KonIQ-10k", root, rows)), score_name=score,

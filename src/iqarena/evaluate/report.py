@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..datasets import Dataset
-from ..errors import IQAError
+from ..errors import InputError
 from .stats import (Comparison, Interval, Result, bootstrap_draws, compare_oriented, evaluate, intervals, orient)
 
 MIN_GROUP = 5          # fewest images (or systems) a per-group correlation is computed on
@@ -67,17 +67,17 @@ def analyse(ds: Dataset, columns: list[Scores], *, mapping: str = "poly3", n_boo
             level: float = 0.95, cluster_by_reference: bool = False) -> Report:
     """Evaluate every score column against the dataset's labels and rank them by main score."""
     if not columns:
-        raise IQAError("nothing to evaluate: give metrics (-m) or --predictions.")
+        raise InputError("nothing to evaluate: give metrics or external predictions.", option="metrics")
     y_all = ds.scores
     clusters_all = np.array([r.content for r in ds.rows]) if cluster_by_reference else None
     notes = list(ds.notes)
     evals = []
     for col in columns:
         if col.values.shape != y_all.shape:
-            raise IQAError(f"{col.name}: {col.values.size} scores for {y_all.size} images.")
+            raise InputError(f"{col.name}: {col.values.size} scores for {y_all.size} images.")
         mask = np.isfinite(col.values)
         if mask.sum() < 5:
-            raise IQAError(f"{col.name}: only {int(mask.sum())} finite scores; at least 5 are needed.")
+            raise InputError(f"{col.name}: only {int(mask.sum())} finite scores; at least 5 are needed.")
         if not mask.all():
             notes.append(f"{col.name}: {int((~mask).sum())} image(s) with a non-finite score (e.g. infinite PSNR of "
                          "identical images) left out of its statistics")

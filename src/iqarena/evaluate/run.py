@@ -17,7 +17,7 @@ import numpy as np
 
 from ..datasets import Dataset
 from ..datasets.table import read_rows
-from ..errors import IQAError
+from ..errors import InputError
 from ..scoring import progress_bar, score_pairs
 
 SCORES_FILE = "scores.csv"
@@ -41,7 +41,7 @@ class ScoreCache:
             if head is None:
                 return {}
             if tuple(head) != self.header:
-                raise IQAError(f"{self.path} is not an iqarena score cache (header {head}). Move it away or choose "
+                raise InputError(f"{self.path} is not an iqarena score cache (header {head}). Move it away or choose "
                                "another --output.")
             for row in reader:
                 if len(row) != 3:  # a line cut short by an interrupted write: score it again
@@ -83,11 +83,11 @@ def score_dataset(ds: Dataset, metrics: list[str], folder: Path, *, device: str 
     pairs = ds.pairs()
     if any(get_info(m).needs_ref for m in metrics) and not ds.has_reference:
         fr = ", ".join(m for m in metrics if get_info(m).needs_ref)
-        raise IQAError(f"{ds.name} has no reference images, so full-reference metrics ({fr}) cannot score it. "
+        raise InputError(f"{ds.name} has no reference images, so full-reference metrics ({fr}) cannot score it. "
                        "Choose no-reference metrics (-m all picks them for such a dataset).")
     todo: dict[tuple[str, ...], list[int]] = {}
     for i, row in enumerate(ds.rows):
-        missing = tuple(m for m in metrics if (row.distorted, m) not in have)
+        missing = tuple(m for m in metrics if (row.dist, m) not in have)
         if missing:
             todo.setdefault(missing, []).append(i)
     total = sum(len(ix) * len(ms) for ms, ix in todo.items())
@@ -96,12 +96,12 @@ def score_dataset(ds: Dataset, metrics: list[str], folder: Path, *, device: str 
             for start in range(0, len(idx), chunk):
                 part = idx[start:start + chunk]
                 rows = score_pairs([pairs[i] for i in part], list(names), device=device, batch_size=batch_size)
-                by_dist = {str(pairs[i].dist): ds.rows[i].distorted for i in part}
+                by_dist = {str(pairs[i].dist): ds.rows[i].dist for i in part}
                 new = [(by_dist[r.dist], r.metric, r.score) for r in rows]
                 cache.append(new)
                 have.update({(im, m): s for im, m, s in new})
                 advance(len(new))
-    return {m: np.array([have[(r.distorted, m)] for r in ds.rows], dtype=np.float64) for m in metrics}
+    return {m: np.array([have[(r.dist, m)] for r in ds.rows], dtype=np.float64) for m in metrics}
 
 
 # ---------------------------------------------------------------- external predictions
@@ -111,32 +111,32 @@ def read_predictions(path: str | Path) -> dict[str, float]:
     header, or a submission .zip holding ``output.txt``. Keys are the image file names."""
     path = Path(path)
     if not path.is_file():
-        raise IQAError(f"predictions file {path} not found.")
+        raise InputError(f"predictions file {path} not found.")
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             inner = [n for n in zf.namelist() if Path(n).name.lower() == "output.txt"]
             if not inner:
-                raise IQAError(f"{path}: a submission zip must hold output.txt (lines 'name,score'); "
+                raise InputError(f"{path}: a submission zip must hold output.txt (lines 'name,score'); "
                                f"it holds {', '.join(zf.namelist()[:10])}.")
             rows = read_rows(path / inner[0], text=zf.read(inner[0]).decode("utf-8", errors="replace"))
     else:
         rows = read_rows(path)
     out: dict[str, float] = {}
     for r in rows:
-        key = Path(r.distorted).name.lower()
+        key = Path(r.dist).name.lower()
         if key in out:
-            raise IQAError(f"{path}: image {Path(r.distorted).name} is scored twice. Keep one line per image.")
+            raise InputError(f"{path}: image {Path(r.dist).name} is scored twice. Keep one line per image.")
         out[key] = r.score
     return out
 
 
 def match_predictions(ds: Dataset, predictions: dict[str, float], source: str) -> np.ndarray:
     """Predictions in the dataset's row order (matched by file name); IQAError naming unscored images."""
-    keys = [Path(r.distorted).name.lower() for r in ds.rows]
+    keys = [Path(r.dist).name.lower() for r in ds.rows]
     missing = [k for k in keys if k not in predictions]
     if missing:
         shown = ", ".join(missing[:5]) + (f" ... ({len(missing)} in all)" if len(missing) > 5 else "")
-        raise IQAError(f"{source} has no score for {len(missing)} of the {len(keys)} labelled images: {shown}.")
+        raise InputError(f"{source} has no score for {len(missing)} of the {len(keys)} labelled images: {shown}.")
     return np.array([predictions[k] for k in keys], dtype=np.float64)
 
 
@@ -158,7 +158,7 @@ def prepare_output(folder: Path, identity: dict, overwrite: bool = False) -> boo
 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
-        raise IQAError(f"--output {folder} is a file; give a folder for the report.")
+        raise InputError(f"--output {folder} is a file; give a folder for the report.")
     run_file = folder / RUN_FILE
     previous = None
     if run_file.is_file():
@@ -171,10 +171,10 @@ def prepare_output(folder: Path, identity: dict, overwrite: bool = False) -> boo
         return True
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
         if previous is not None:
-            raise IQAError(f"{folder} holds the report of another run ({_describe(previous)}). Choose another "
+            raise InputError(f"{folder} holds the report of another run ({_describe(previous)}). Choose another "
                            "--output, or pass --overwrite to replace its scores and report.")
         shown = ", ".join(sorted(p.name for p in folder.iterdir())[:5])
-        raise IQAError(f"{folder} is not empty ({shown}) and was not made by `iqarena evaluate`. Choose another "
+        raise InputError(f"{folder} is not empty ({shown}) and was not made by `iqarena evaluate`. Choose another "
                        "--output, or pass --overwrite to write the report files there (other files are kept).")
     folder.mkdir(parents=True, exist_ok=True)
     for name in ours:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize, special, stats
 
-from ..errors import IQAError
+from ..errors import InputError
 
 MAPPINGS = ("poly3", "logistic4", "logistic5", "linear", "none")
 
@@ -35,12 +35,12 @@ def _as_pair(pred, mos, min_n: int = 3) -> tuple[np.ndarray, np.ndarray]:
     x = np.asarray(pred, dtype=np.float64).reshape(-1)
     y = np.asarray(mos, dtype=np.float64).reshape(-1)
     if x.shape != y.shape:
-        raise IQAError(f"predictions and labels differ in length: {x.size} vs {y.size}. Give one prediction per label.")
+        raise InputError(f"predictions and labels differ in length: {x.size} vs {y.size}. Give one prediction per label.")
     if x.size < min_n:
-        raise IQAError(f"{x.size} scores given; this statistic needs at least {min_n}.")
+        raise InputError(f"{x.size} scores given; this statistic needs at least {min_n}.")
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         bad = int((~np.isfinite(x)).sum()), int((~np.isfinite(y)).sum())
-        raise IQAError(f"non-finite values: {bad[0]} in the predictions, {bad[1]} in the labels. "
+        raise InputError(f"non-finite values: {bad[0]} in the predictions, {bad[1]} in the labels. "
                        "Drop those images or fix the scores (an infinite PSNR means identical images).")
     return x, y
 
@@ -123,7 +123,7 @@ class Mapping:
             return _logistic4(z, *self.params)
         if self.kind == "logistic5":
             return _logistic5(z, *self.params)
-        raise IQAError(f"unknown mapping {self.kind!r}; choose one of {', '.join(MAPPINGS)}.")
+        raise InputError(f"unknown mapping {self.kind!r}; choose one of {', '.join(MAPPINGS)}.")
 
     def as_dict(self) -> dict:
         return {"kind": self.kind, "params": list(self.params), "center": self.center, "scale": self.scale,
@@ -162,7 +162,7 @@ def fit_mapping(pred, mos, kind: str = "poly3", p0: tuple[float, ...] | None = N
     falls back to a straight line and says so in ``note`` (and a warning).
     """
     if kind not in MAPPINGS:
-        raise IQAError(f"unknown mapping {kind!r}; choose one of {', '.join(MAPPINGS)}.")
+        raise InputError(f"unknown mapping {kind!r}; choose one of {', '.join(MAPPINGS)}.")
     x, y = _as_pair(pred, mos, min_n={"poly3": 5, "logistic4": 5, "logistic5": 6}.get(kind, 3))
     if kind == "none":
         return Mapping("none", ())
@@ -260,7 +260,7 @@ def _weights(n: int, n_boot: int, seed: int, clusters=None):
     else:
         labels = np.asarray(clusters)
         if labels.shape != (n,):
-            raise IQAError(f"clusters must give one label per image ({n}), got shape {labels.shape}.")
+            raise InputError(f"clusters must give one label per image ({n}), got shape {labels.shape}.")
         _, inverse = np.unique(labels, return_inverse=True)
         k = int(inverse.max()) + 1
     block = max(1, min(n_boot, 2_000_000 // max(n, k)))
@@ -425,7 +425,7 @@ def bootstrap(pred, mos, *, metric: str | None = None, higher_better: bool | Non
     on the same images are comparable.
     """
     if n_boot < 10:
-        raise IQAError(f"n_boot={n_boot} is too few for an interval; use 1000 or more.")
+        raise InputError(f"n_boot={n_boot} is too few for an interval; use 1000 or more.")
     x, y = _as_pair(pred, mos, min_n=5)
     q = orient(x, _direction(metric, higher_better), labels_higher_better)
     return intervals(bootstrap_draws(q, y, mapping=mapping, n_boot=n_boot, seed=seed, clusters=clusters), level)
@@ -438,9 +438,9 @@ def bootstrap_draws(q, y, *, mapping: str = "poly3", n_boot: int = 1000, seed: i
     of two metrics' draws are paired. ``fitted``: the full-sample mapping, if already at hand.
     """
     if n_boot < 1:
-        raise IQAError(f"n_boot must be at least 1, got {n_boot}.")
+        raise InputError(f"n_boot must be at least 1, got {n_boot}.")
     if mapping not in MAPPINGS:
-        raise IQAError(f"unknown mapping {mapping!r}; choose one of {', '.join(MAPPINGS)}.")
+        raise InputError(f"unknown mapping {mapping!r}; choose one of {', '.join(MAPPINGS)}.")
     q, y = _as_pair(q, y, min_n=5)
     return _bootstrap_draws(q, y, mapping, n_boot, seed, clusters, _start(q, y, mapping, fitted))
 
@@ -448,7 +448,7 @@ def bootstrap_draws(q, y, *, mapping: str = "poly3", n_boot: int = 1000, seed: i
 def intervals(draws: np.ndarray, level: float = 0.95) -> dict[str, Interval]:
     """Percentile intervals of SRCC, PLCC and main score from :func:`bootstrap_draws` output."""
     if not 0 < level < 1:
-        raise IQAError(f"level must be in (0, 1), got {level}.")
+        raise InputError(f"level must be in (0, 1), got {level}.")
     return {"srcc": _interval(draws[:, 0], level), "plcc": _interval(draws[:, 1], level),
             "main": _interval(draws.sum(axis=1), level)}
 
@@ -462,7 +462,7 @@ def williams_test(r12: float, r13: float, r23: float, n: int) -> tuple[float, fl
     Returns (t, two-sided p) with n - 3 degrees of freedom. H0: r12 == r13.
     """
     if n < 4:
-        raise IQAError(f"Williams' test needs at least 4 images, got {n}.")
+        raise InputError(f"Williams' test needs at least 4 images, got {n}.")
     det = 1 - r12 ** 2 - r13 ** 2 - r23 ** 2 + 2 * r12 * r13 * r23
     rbar = (r12 + r13) / 2
     den = 2 * (n - 1) / (n - 3) * det + rbar ** 2 * (1 - r23) ** 3

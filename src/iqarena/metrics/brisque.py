@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import IQAError
+from ..errors import InputError
 from ..io import output_path
 from ..ops.nss import ggd_fit, gray255, grid, mscn, paired_aggd_fit
 from ..ops.resize import imresize
@@ -95,7 +95,7 @@ def read_svr_model(path: str | Path) -> SVRModel:
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise IQAError(f"cannot read the BRISQUE model {path}: {exc}.") from None
+        raise InputError(f"cannot read the BRISQUE model {path}: {exc}.") from None
     return parse_svr_model(text, str(path))
 
 
@@ -105,14 +105,14 @@ def parse_svr_model(text: str, where: str = "model") -> SVRModel:
     try:
         start = next(i for i, ln in enumerate(lines) if ln.strip() == "SV")
     except StopIteration:
-        raise IQAError(f"{where} is not a libsvm model file: no 'SV' line. Give the allmodel file of the "
+        raise InputError(f"{where} is not a libsvm model file: no 'SV' line. Give the allmodel file of the "
                        "BRISQUE release or one written by train_brisque.") from None
     for ln in lines[:start]:
         if ln.strip():
             key, _, value = ln.strip().partition(" ")
             header[key] = value.strip()
     if header.get("kernel_type") != "rbf" or header.get("svm_type") not in ("epsilon_svr", "nu_svr"):
-        raise IQAError(f"{where}: svm_type {header.get('svm_type')!r}, kernel_type {header.get('kernel_type')!r}; "
+        raise InputError(f"{where}: svm_type {header.get('svm_type')!r}, kernel_type {header.get('kernel_type')!r}; "
                        "BRISQUE needs an RBF regression model (epsilon_svr or nu_svr, kernel_type rbf).")
     try:
         gamma, rho = float(header.pop("gamma")), float(header.pop("rho"))
@@ -124,10 +124,10 @@ def parse_svr_model(text: str, where: str = "model") -> SVRModel:
             coefs.append(float(parts[0]))
             rows.append({int(i): float(v) for i, v in (p.split(":") for p in parts[1:])})
     except (KeyError, ValueError) as exc:
-        raise IQAError(f"{where}: malformed libsvm model ({exc}). Each SV line is 'coef index:value ...' and "
+        raise InputError(f"{where}: malformed libsvm model ({exc}). Each SV line is 'coef index:value ...' and "
                        "the header needs gamma and rho.") from None
     if not coefs:
-        raise IQAError(f"{where}: the model has no support vectors.")
+        raise InputError(f"{where}: the model has no support vectors.")
     n_feat = max((max(r) for r in rows if r), default=0)
     sv = np.zeros((len(rows), n_feat))
     for k, r in enumerate(rows):
@@ -181,7 +181,7 @@ def read_feature_range(path: str | Path) -> FeatureRange:
         for i, (a, b) in rows.items():
             fmin[i - 1], fmax[i - 1] = a, b
     except (OSError, UnicodeDecodeError, ValueError, IndexError) as exc:
-        raise IQAError(f"cannot read the BRISQUE feature range {path}: {exc}. Give svm-scale's range file "
+        raise InputError(f"cannot read the BRISQUE feature range {path}: {exc}. Give svm-scale's range file "
                        "(allrange of the release, or one written by train_brisque).") from None
     return FeatureRange(lower, upper, fmin, fmax)
 
@@ -228,7 +228,7 @@ def _load_cached(model: str | None, feature_range: str | None) -> BrisqueModel:
         range_file = Path(feature_range)
     for f in (model_file, range_file):
         if not f.is_file():
-            raise IQAError(f"BRISQUE model file not found: {f}. Give a folder with allmodel and allrange "
+            raise InputError(f"BRISQUE model file not found: {f}. Give a folder with allmodel and allrange "
                            "(as train_brisque writes), or the model file and feature_range=RANGE_FILE.")
     return BrisqueModel(read_svr_model(model_file), read_feature_range(range_file))
 
@@ -240,7 +240,7 @@ def brisque_features(x: torch.Tensor) -> torch.Tensor:
     im = gray255(x)
     h, w = im.shape[-2:]
     if min(h, w) < MIN_SIZE:
-        raise IQAError(f"BRISQUE needs images of at least {MIN_SIZE}x{MIN_SIZE} pixels; got {h}x{w}.")
+        raise InputError(f"BRISQUE needs images of at least {MIN_SIZE}x{MIN_SIZE} pixels; got {h}x{w}.")
     g = grid(im.device, im.dtype)
     n, out = im.shape[0], []
     for scale in range(2):
@@ -396,13 +396,13 @@ def train_brisque(images, scores, *, c: float = 1024.0, gamma: float = 0.05, eps
             progress()
     z = np.asarray(scores, dtype=np.float64).reshape(-1)
     if len(rows) != len(z):
-        raise IQAError(f"{len(rows)} images but {len(z)} scores; give one score per image.")
+        raise InputError(f"{len(rows)} images but {len(z)} scores; give one score per image.")
     if len(z) < 2:
-        raise IQAError("training a BRISQUE model needs at least two labelled images.")
+        raise InputError("training a BRISQUE model needs at least two labelled images.")
     f = torch.cat(rows).numpy()
     if not np.isfinite(f).all():
         bad = int((~np.isfinite(f).all(1)).sum())
-        raise IQAError(f"{bad} training image(s) give undefined BRISQUE features (flat images); remove them.")
+        raise InputError(f"{bad} training image(s) give undefined BRISQUE features (flat images); remove them.")
     if libsvm_io:
         f = _printf(f, "%f")
     rng = FeatureRange(-1.0, 1.0, f.min(0), f.max(0))

@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import IQAError
+from ..errors import InputError
 from ..ops.color import rgb2gray
 from ..ops.filters import gaussian_kernel1d
 from ..ops.pyramid import scf_bands
@@ -35,7 +35,7 @@ def cw_ssim(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quan
             orientations: int = 8, guardb: int = 0, k: float = 0.0, window: int = 7) -> torch.Tensor:
     """Mean over orientations of the Gaussian-weighted CW-SSIM map of the coarsest pyramid level."""
     if colour != "gray":
-        raise IQAError(f"colour must be 'gray' (MATLAB rgb2gray), got {colour!r}.")
+        raise InputError(f"colour must be 'gray' (MATLAB rgb2gray), got {colour!r}.")
     x = rgb2gray(ref, quantize) * 255
     y = rgb2gray(dist, quantize) * 255
     bands = scf_bands(torch.cat([x, y], 1), level, orientations - 1)  # (N, 2, or, h, w)
@@ -45,7 +45,7 @@ def cw_ssim(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quan
     b1, b2 = bands[:, 0], bands[:, 1]
     n, nb, h, w = b1.shape
     if min(h, w) < window:
-        raise IQAError(f"the level-{level} bands of a {tuple(ref.shape[-2:])} image are {h}x{w}, smaller than the "
+        raise InputError(f"the level-{level} bands of a {tuple(ref.shape[-2:])} image are {h}x{w}, smaller than the "
                        f"{window}x{window} window; use fewer levels or a larger image.")
     corr = b1 * b2.conj()
     power = b1.real ** 2 + b1.imag ** 2 + b2.real ** 2 + b2.imag ** 2

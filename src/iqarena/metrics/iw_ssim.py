@@ -23,7 +23,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from ..errors import IQAError
+from ..errors import InputError
 from ..ops.filters import gaussian_kernel1d, imfilter
 from ..ops.resize import resize_matrix
 from ..ops.wavelets import laplacian_pyramid
@@ -128,7 +128,7 @@ def iw_ssim(dist: torch.Tensor, ref: torch.Tensor, *, scales: int = 5, k1: float
     """Information content weighted SSIM (iwssim.m)."""
     scales = min(5, scales)
     if min(dist.shape[-2:]) < window_size * 2 ** (scales - 1):
-        raise IQAError(f"iw_ssim with {scales} scales needs images of at least {window_size * 2 ** (scales - 1)} px "
+        raise InputError(f"iw_ssim with {scales} scales needs images of at least {window_size * 2 ** (scales - 1)} px "
                        f"on each side, got {tuple(dist.shape[-2:])}; use fewer scales or larger images.")
     w = torch.tensor(weights[:scales], dtype=torch.float64, device=dist.device)
     w = w / w.sum()

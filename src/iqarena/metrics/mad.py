@@ -37,7 +37,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..errors import IQAError
+from ..errors import InputError
 from ..ops.color import rgb2gray
 from ..ops.filters import pad
 from ..ops.loggabor import mad_log_gabor_bank
@@ -243,7 +243,7 @@ def mad(dist: torch.Tensor, ref: torch.Tensor, *, thresh1: float = 2.55, thresh2
     """Most apparent distortion (MAD_index.m); 0 for identical images, larger is worse."""
     h, w = ref.shape[-2:]
     if min(h, w) < 2 * BLOCK + 2:
-        raise IQAError(f"mad needs images of at least {2 * BLOCK + 2} x {2 * BLOCK + 2} pixels "
+        raise InputError(f"mad needs images of at least {2 * BLOCK + 2} x {2 * BLOCK + 2} pixels "
                        f"(it drops a 16-pixel border and works on 16 x 16 blocks), got {h} x {w}.")
     return mad_index(dist, ref, thresh1=thresh1, thresh2=thresh2)[0].to(ref.dtype)
 

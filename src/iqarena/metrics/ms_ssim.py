@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import IQAError
+from ..errors import InputError
 from ..ops.color import rgb2gray
 from ..ops.filters import gaussian_kernel1d, imfilter
 from .registry import register
@@ -52,14 +52,14 @@ def ms_ssim(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quan
     elif colour == "rgb":
         x, y = ref * 255, dist * 255
     else:
-        raise IQAError(f"colour must be 'gray' or 'rgb', got {colour!r}.")
+        raise InputError(f"colour must be 'gray' or 'rgb', got {colour!r}.")
     if method not in ("wtd_sum", "product"):
-        raise IQAError(f"method must be 'wtd_sum' or 'product', got {method!r}.")
+        raise InputError(f"method must be 'wtd_sum' or 'product', got {method!r}.")
     levels = len(weights)
     if levels < 1 or sum(weights) == 0:
-        raise IQAError("weights must hold one non-negative weight per scale, not all zero.")
+        raise InputError("weights must hold one non-negative weight per scale, not all zero.")
     if min(x.shape[-2:]) / 2 ** (levels - 1) < window_size:
-        raise IQAError(f"ms_ssim with {levels} scales needs images of at least {window_size * 2 ** (levels - 1)} "
+        raise InputError(f"ms_ssim with {levels} scales needs images of at least {window_size * 2 ** (levels - 1)} "
                        f"pixels per side, got {tuple(x.shape[-2:])}; give fewer weights (scales) or a larger image.")
     g = gaussian_kernel1d(window_size, sigma, x.dtype, x.device)
     c1, c2 = (k1 * 255) ** 2, (k2 * 255) ** 2

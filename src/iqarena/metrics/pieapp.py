@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..backbones import from_state_dict
-from ..errors import IQAError
+from ..errors import InputError
 from ..weights import load_state_dict
 from .lpips import as_rgb, channels_last, frozen
 from .registry import register
@@ -37,7 +37,7 @@ def demo_positions(length: int, stride: int, patch: int = PATCH, per_chunk: int 
     """Patch offsets along one axis as test_PieAPP_PT.py visits them: the grid ``arange(0, L - patch, s)``
     plus ``L - patch`` is cut into chunks of 10; each chunk's sub-image is sampled every ``s`` pixels."""
     if length < patch:
-        raise IQAError(f"PieAPP needs images of at least {patch}x{patch} pixels, got a side of {length}.")
+        raise InputError(f"PieAPP needs images of at least {patch}x{patch} pixels, got a side of {length}.")
     loc = list(range(0, length - patch, stride)) + [length - patch]
     out: list[int] = []
     for c in range(-(-len(loc) // per_chunk)):
@@ -112,7 +112,7 @@ class PieAPP(nn.Module):
     def __init__(self, stride: int = 27, chunk: int = 512, weights: str | Path | None = None):
         super().__init__()
         if stride < 1:
-            raise IQAError(f"stride must be a positive number of pixels, got {stride}.")
+            raise InputError(f"stride must be a positive number of pixels, got {stride}.")
         self.stride, self.chunk = int(stride), int(chunk)
         self.net = frozen(from_state_dict(PieAPPNet, load_state_dict(weights or "pieapp"), "PieAPP weights"))
 

@@ -22,7 +22,7 @@ from typing import Callable, Literal
 import torch
 from torch import nn
 
-from ..errors import IQAError
+from ..errors import InputError
 
 
 @dataclass(frozen=True)
@@ -80,30 +80,30 @@ def get_info(name: str) -> MetricInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise IQAError(f"unknown metric {name!r}. `iqarena metrics` lists the available ones: "
+        raise InputError(f"unknown metric {name!r}. `iqarena metrics` lists the available ones: "
                        f"{', '.join(list_metrics())}.") from None
 
 
 def check_image(x: torch.Tensor, what: str = "image") -> None:
     """Raise IQAError unless ``x`` is a finite float NCHW tensor with 1 or 3 channels in [0, 1]."""
     if not isinstance(x, torch.Tensor):
-        raise IQAError(f"{what} must be a torch.Tensor, got {type(x).__name__}.")
+        raise InputError(f"{what} must be a torch.Tensor, got {type(x).__name__}.")
     if x.ndim != 4:
-        raise IQAError(f"{what} must have shape (N, C, H, W), got {tuple(x.shape)}. "
+        raise InputError(f"{what} must have shape (N, C, H, W), got {tuple(x.shape)}. "
                        "Add a batch dimension with x.unsqueeze(0).")
     if not x.is_floating_point():
-        raise IQAError(f"{what} has dtype {x.dtype}; metrics take float tensors in [0, 1]. "
+        raise InputError(f"{what} has dtype {x.dtype}; metrics take float tensors in [0, 1]. "
                        "Convert with x.float() / 255 for 8-bit data.")
     if x.shape[1] not in (1, 3):
-        raise IQAError(f"{what} has {x.shape[1]} channels; give 1 (grey) or 3 (RGB).")
+        raise InputError(f"{what} has {x.shape[1]} channels; give 1 (grey) or 3 (RGB).")
     if x.numel() == 0:
-        raise IQAError(f"{what} is empty: shape {tuple(x.shape)}.")
+        raise InputError(f"{what} is empty: shape {tuple(x.shape)}.")
     with torch.no_grad():
         lo, hi = (v.item() for v in torch.aminmax(x.detach()))  # one pass; NaN propagates into both
     if lo != lo or hi != hi:
-        raise IQAError(f"{what} contains NaN values.")
+        raise InputError(f"{what} contains NaN values.")
     if lo < -1e-6 or hi > 1 + 1e-6:
-        raise IQAError(f"{what} has values in [{lo:.4g}, {hi:.4g}]; metrics take [0, 1]. "
+        raise InputError(f"{what} has values in [{lo:.4g}, {hi:.4g}]; metrics take [0, 1]. "
                        "Divide 8-bit data by 255.")
 
 
@@ -133,10 +133,10 @@ class Metric(nn.Module):
         check_image(dist, "dist")
         if self.info.needs_ref:
             if ref is None:
-                raise IQAError(f"{self.name} is a full-reference metric: call it as metric(dist, ref).")
+                raise InputError(f"{self.name} is a full-reference metric: call it as metric(dist, ref).")
             check_image(ref, "ref")
             if dist.shape != ref.shape:
-                raise IQAError(f"dist and ref differ in shape: {tuple(dist.shape)} vs {tuple(ref.shape)}. "
+                raise InputError(f"dist and ref differ in shape: {tuple(dist.shape)} vs {tuple(ref.shape)}. "
                                "A full-reference metric needs images of the same size and channels.")
             args = (dist, ref)
         else:
@@ -160,7 +160,7 @@ def _check_options(info: MetricInfo, opts: dict) -> None:
     unknown = [k for k in opts if k not in params]
     if unknown:
         known = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY]
-        raise IQAError(f"{info.name} has no option {', '.join(map(repr, unknown))}; its options: {', '.join(known)}.")
+        raise InputError(f"{info.name} has no option {', '.join(map(repr, unknown))}; its options: {', '.join(known)}.")
 
 
 def create_metric(name: str, device: str | torch.device = "cpu", **options) -> Metric:

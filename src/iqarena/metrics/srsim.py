@@ -25,7 +25,7 @@ import functools
 import torch
 import torch.nn.functional as F
 
-from ..errors import IQAError
+from ..errors import InputError
 from ..ops.filters import fspecial_gaussian, imfilter
 from ..ops.phase import safe_sqrt
 from ..ops.resize import imresize
@@ -110,7 +110,7 @@ def srsim(dist: torch.Tensor, ref: torch.Tensor, *, c1: float = 0.40, c2: float 
     """Spectral residual based similarity (SR_SIM.m)."""
     h, w = ref.shape[-2:]
     if min(h, w) < 8:
-        raise IQAError(f"srsim needs images of at least 8 x 8 pixels, got {h} x {w}.")
+        raise InputError(f"srsim needs images of at least 8 x 8 pixels, got {h} x {w}.")
     n = ref.shape[0]
     # SR_SIM.m luminance: the Y row of rgb2ntsc on 0..255 values, not rounded
     y = box_downsample(yiq255(torch.cat([ref, dist]).double(), 1), downsample_factor(h, w))

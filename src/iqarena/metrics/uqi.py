@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..errors import IQAError
+from ..errors import InputError
 from ..ops.color import rgb2gray
 from .registry import register
 
@@ -66,5 +66,5 @@ def uqi_map(x: torch.Tensor, y: torch.Tensor, block_size: int = 8) -> torch.Tens
 def uqi(dist: torch.Tensor, ref: torch.Tensor, *, block_size: int = 8) -> torch.Tensor:
     """Universal quality index: mean of img_qi.m's sliding-block map."""
     if min(dist.shape[-2:]) < block_size:
-        raise IQAError(f"uqi needs images of at least {block_size}x{block_size} px, got {tuple(dist.shape[-2:])}")
+        raise InputError(f"uqi needs images of at least {block_size}x{block_size} px, got {tuple(dist.shape[-2:])}")
     return uqi_map(grey_255(ref), grey_255(dist), block_size).mean(dim=(1, 2, 3)).to(dist.dtype)

@@ -27,7 +27,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..errors import IQAError
+from ..errors import InputError
 from ..ops.color import rgb2gray
 from ..ops.filters import gaussian_kernel1d, imfilter
 from ..ops.pyramid import build_spyr
@@ -40,7 +40,7 @@ _VIF_CODE = "http://live.ece.utexas.edu/research/Quality/vifvec_release.zip"
 
 def _grey255(x: torch.Tensor, colour: str, quantize: bool) -> torch.Tensor:
     if colour != "gray":
-        raise IQAError(f"colour must be 'gray' (MATLAB rgb2gray), got {colour!r}.")
+        raise InputError(f"colour must be 'gray' (MATLAB rgb2gray), got {colour!r}.")
     return rgb2gray(x, quantize) * 255
 
 
@@ -167,7 +167,7 @@ def vifp(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quantiz
     """Multi-scale pixel-domain VIF with a scalar GSM (vifp_mscale.m)."""
     if not _vifp_fits(min(ref.shape[-2:]), scales):
         least = next(n for n in range(1, 4096) if _vifp_fits(n, scales))
-        raise IQAError(f"vifp with {scales} scales needs images of at least {least} pixels per side, "
+        raise InputError(f"vifp with {scales} scales needs images of at least {least} pixels per side, "
                        f"got {tuple(ref.shape[-2:])}.")
     # A constant offset changes no variance; centring keeps float32 cancellation small.
     x = _grey255(ref, colour, quantize) - 128

@@ -27,7 +27,7 @@ import functools
 
 import torch
 
-from ..errors import IQAError
+from ..errors import InputError
 from ..ops.lab import rgb2lab_sdsp
 from ..ops.loggabor import sdsp_log_gabor
 from ..ops.resize import imresize
@@ -78,7 +78,7 @@ def vsi(dist: torch.Tensor, ref: torch.Tensor, *, c_vs: float = 1.27, c_gm: floa
     """Visual saliency-induced index (VSI.m)."""
     h, w = ref.shape[-2:]
     if min(h, w) < 8:
-        raise IQAError(f"vsi needs images of at least 8 x 8 pixels, got {h} x {w}.")
+        raise InputError(f"vsi needs images of at least 8 x 8 pixels, got {h} x {w}.")
     n = ref.shape[0]
     work = _work_dtype(ref)
     f = downsample_factor(h, w)

@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from ..errors import IQAError
+from ..errors import InputError
 from ..ops.wavelets import dwt97
 from .registry import register
 from .uqi import grey_255, to_255
@@ -46,7 +46,7 @@ def metrix_input(x: torch.Tensor, colour: str) -> torch.Tensor:
         return metrix_luma(x)
     if colour == "gray":
         return grey_255(x)
-    raise IQAError(f"colour must be 'metrix' or 'gray', got {colour!r}; use colour='metrix' (MeTriX MuX luma) or 'gray'.")
+    raise InputError(f"colour must be 'metrix' or 'gray', got {colour!r}; use colour='metrix' (MeTriX MuX luma) or 'gray'.")
 
 
 def metrix_pad(x: torch.Tensor, multiple: int = 32, minimum: int = 128) -> torch.Tensor:

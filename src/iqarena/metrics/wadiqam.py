@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..backbones import from_state_dict
-from ..errors import IQAError
+from ..errors import InputError
 from ..weights import load_state_dict
 from .lpips import as_rgb, frozen
 from .pieapp import extract_patches, weighted_patch_mean
@@ -73,7 +73,7 @@ class WaDIQaMFR(nn.Module):
     def __init__(self, model: str = "tid", chunk: int = 1024, weights: str | Path | None = None):
         super().__init__()
         if model not in ("tid", "live"):
-            raise IQAError(f"model must be 'tid' or 'live', got {model!r}.")
+            raise InputError(f"model must be 'tid' or 'live', got {model!r}.")
         self.chunk = int(chunk)
         sd = load_state_dict(weights or f"wadiqam-fr-{model}")
         self.net = frozen(from_state_dict(WaDIQaMFRNet, sd, "WaDIQaM-FR weights"))
@@ -81,7 +81,7 @@ class WaDIQaMFR(nn.Module):
     def forward(self, dist: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         n, _, h, w = dist.shape
         if h < PATCH or w < PATCH:
-            raise IQAError(f"WaDIQaM-FR needs images of at least {PATCH}x{PATCH} pixels, got {h}x{w}.")
+            raise InputError(f"WaDIQaM-FR needs images of at least {PATCH}x{PATCH} pixels, got {h}x{w}.")
         ys, xs = tuple(range(0, h - PATCH + 1, PATCH)), tuple(range(0, w - PATCH + 1, PATCH))
         rgb = lambda t: as_rgb(t).to(self.net.conv1.weight.dtype) * 255  # noqa: E731
         pd, pr = extract_patches(rgb(dist), ys, xs, PATCH), extract_patches(rgb(ref), ys, xs, PATCH)

@@ -23,7 +23,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..errors import IQAError
+from ..errors import InputError
 
 _HI0 = """
 -0.00033429 -0.00113093 -0.00171484 -0.00133542 -0.00080639 -0.00133542 -0.00171484 -0.00113093 -0.00033429
@@ -139,7 +139,7 @@ def corr_dn(x: torch.Tensor, filt: torch.Tensor, edges: str = "reflect1", step: 
     n, c, h, w = x.shape
     k, fh, fw = filt.shape
     if fh > h or fw > w:
-        raise IQAError(f"image of {h}x{w} pixels is smaller than the {fh}x{fw} pyramid filter; "
+        raise InputError(f"image of {h}x{w} pixels is smaller than the {fh}x{fw} pyramid filter; "
                        "use a larger image or fewer pyramid levels.")
     stop_h, stop_w = stop if stop is not None else (h, w)
     t, l = fh // 2, fw // 2
@@ -169,7 +169,7 @@ def build_spyr(x: torch.Tensor, height: int, orientations: tuple[int, ...] | Non
     """
     max_ht = max_spyr_height(*x.shape[-2:])
     if height > max_ht:
-        raise IQAError(f"a {height}-level steerable pyramid needs a larger image than {x.shape[-2]}x{x.shape[-1]} "
+        raise InputError(f"a {height}-level steerable pyramid needs a larger image than {x.shape[-2]}x{x.shape[-1]} "
                        f"(at most {max_ht} levels fit); use an image of at least {9 * 2 ** (height - 1)} pixels "
                        "on each side.")
     f = sp5_filters(x.dtype, x.device)
@@ -264,7 +264,7 @@ def scf_bands(x: torch.Tensor, height: int, order: int = 3, level: int | None = 
     h, w = x.shape[-2:]
     max_ht = math.floor(math.log2(min(h, w))) - 2
     if height > max_ht:
-        raise IQAError(f"a {height}-level complex steerable pyramid needs a larger image than {h}x{w} "
+        raise InputError(f"a {height}-level complex steerable pyramid needs a larger image than {h}x{w} "
                        f"(at most {max_ht} levels fit); use an image of at least {2 ** (height + 2)} pixels on each side.")
     level = height if level is None else level
     cdtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64

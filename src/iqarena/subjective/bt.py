@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import splu
 
-from ..errors import IQAError
+from ..errors import InputError
 from .judgements import Judgements
 from .ratings import INITIAL, SCALE, Ratings, from_judgements
 
@@ -104,7 +104,7 @@ def fit_core(pc: PairCounts, image_ref: np.ndarray, r0: np.ndarray, free: np.nda
     n = pc.wins_i + pc.wins_j + pc.ties
     fit_nu = fit_nu and pc.ties.sum() > 0
     if fit_nu and pc.ties.sum() >= n.sum():
-        raise IQAError("every judgement is a tie; ratings cannot be fitted from ties alone.")
+        raise InputError("every judgement is a tie; ratings cannot be fitted from ties alone.")
     r = r0.astype(float).copy()
     if fit_nu and nu0 <= 0:
         p = pc.ties.sum() / n.sum()
@@ -135,7 +135,7 @@ def fit_core(pc: PairCounts, image_ref: np.ndarray, r0: np.ndarray, free: np.nda
         if np.max(np.abs(step * dr), initial=0.0) < tol and abs(step * du) < 1e-9:
             break
     else:
-        raise IQAError(f"Bradley-Terry fit did not converge in {max_iter} Newton steps; "
+        raise InputError(f"Bradley-Terry fit did not converge in {max_iter} Newton steps; "
                        "check the judgements (e.g. a reference whose images were never compared).")
     se = np.full(n_img, np.nan)
     blocks = []
@@ -207,11 +207,11 @@ def fit_bt(j: Judgements, *, initial: float = INITIAL, prior_sd: float = PRIOR_S
     information matrix (``Ratings.se``; ``Ratings.interval()`` gives normal intervals).
     """
     if ties not in ("davidson", "half"):
-        raise IQAError(f"ties must be 'davidson' or 'half', got {ties!r}.")
+        raise InputError(f"ties must be 'davidson' or 'half', got {ties!r}.")
     if not (prior_sd > 0 and np.isfinite(prior_sd)):
-        raise IQAError(f"prior_sd must be a positive number of Elo points, got {prior_sd}.")
+        raise InputError(f"prior_sd must be a positive number of Elo points, got {prior_sd}.")
     if len(j) == 0:
-        raise IQAError("no judgements to fit; add rows reference,image_a,image_b,winner.")
+        raise InputError("no judgements to fit; add rows reference,image_a,image_b,winner.")
     pc = pair_counts(j, ties)
     r0 = np.full(j.n_images, float(initial))
     prec = np.full(j.n_images, 1.0 / prior_sd ** 2)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import IQAError
+from ..errors import InputError
 from .judgements import Judgements
 from .ratings import INITIAL, Ratings, from_judgements, reference_means
 
@@ -98,9 +98,9 @@ def fit_elo(j: Judgements, *, k: float = K, initial: float = INITIAL, orders: in
     of the standard deviation across orders (how much the order alone moves a rating).
     """
     if not (k > 0 and np.isfinite(k)):
-        raise IQAError(f"K factor must be a positive number, got {k}.")
+        raise InputError(f"K factor must be a positive number, got {k}.")
     if orders < 0 or passes < 1:
-        raise IQAError(f"orders must be >= 0 and passes >= 1, got orders={orders}, passes={passes}.")
+        raise InputError(f"orders must be >= 0 and passes >= 1, got orders={orders}, passes={passes}.")
     r0, movable = _start(j, initial, start, freeze_start)
     ref_of_row = j.image_ref[j.a]
     runs = []

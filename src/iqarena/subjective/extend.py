@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import IQAError
+from ..errors import InputError
 from .bt import PRIOR_SD, fit_core, pair_counts
 from .elo import K, fit_elo
 from .judgements import Judgements
@@ -30,7 +30,7 @@ def _merge(base: Ratings, new: Judgements) -> tuple[Judgements, np.ndarray]:
     new_refs = dict(zip(new.images, new.refs[new.image_ref]))
     for n, ref in new_refs.items():
         if n in idx and base.reference[idx[n]] not in ("", ref):
-            raise IQAError(f"image {n!r} has reference {base.reference[idx[n]]!r} in the ratings but {ref!r} "
+            raise InputError(f"image {n!r} has reference {base.reference[idx[n]]!r} in the ratings but {ref!r} "
                            "in the new judgements; make them agree.")
     names = list(new.images) + [n for n in base.images if n not in new_refs]
     refs = list(new.refs[new.image_ref]) + [base.reference[idx[n]] or "?" for n in base.images if n not in new_refs]
@@ -54,11 +54,11 @@ def extend(base: Ratings, new: Judgements, *, method: str = "bt", mode: str = "f
     reference without any rated image start from ``initial`` (default: ``base``'s, else 1450).
     """
     if len(new) == 0:
-        raise IQAError("no new judgements; give judgements that compare the new images with rated ones.")
+        raise InputError("no new judgements; give judgements that compare the new images with rated ones.")
     initial = float(base.params.get("initial", INITIAL) if initial is None else initial)
     j, old = _merge(base, new)
     if old.all():
-        raise IQAError("the new judgements contain no new image; every image already has a rating "
+        raise InputError("the new judgements contain no new image; every image already has a rating "
                        "(to re-rate, fit all judgements together with `ratings fit`).")
     bidx = {n: i for i, n in enumerate(base.images)}
     base_score = np.array([base.score[bidx[n]] if o else np.nan for n, o in zip(j.images, old)])
@@ -71,16 +71,16 @@ def extend(base: Ratings, new: Judgements, *, method: str = "bt", mode: str = "f
     linked[j.image_ref[old & touched]] = True
     if method == "elo":
         if mode not in ("fixed", "continue"):
-            raise IQAError(f"Elo extension mode must be 'fixed' or 'continue', got {mode!r}.")
+            raise InputError(f"Elo extension mode must be 'fixed' or 'continue', got {mode!r}.")
         base_j = Ratings(j.images[old], ref_names[old], base_score[old], np.full(old.sum(), np.nan),
                          np.zeros(old.sum(), np.int64), base.method, base.params)
         out = fit_elo(j, k=k, initial=initial, orders=orders, seed=seed, start=base_j, freeze_start=mode == "fixed")
     elif method == "bt":
         if mode not in ("fixed", "anchored"):
-            raise IQAError(f"BT extension mode must be 'fixed' or 'anchored', got {mode!r}.")
+            raise InputError(f"BT extension mode must be 'fixed' or 'anchored', got {mode!r}.")
         base_se = np.array([base.se[bidx[n]] if o else np.nan for n, o in zip(j.images, old)])
         if mode == "anchored" and not np.all(np.isfinite(base_se[old & touched]) & (base_se[old & touched] > 0)):
-            raise IQAError("mode 'anchored' needs standard errors of the old scores, and these ratings have none "
+            raise InputError("mode 'anchored' needs standard errors of the old scores, and these ratings have none "
                            "(a name,score label file or Elo); use mode 'fixed', or give the table written by "
                            "`iqarena ratings fit --method bt --table`.")
         free = ~old if mode == "fixed" else (~old | touched)
@@ -96,7 +96,7 @@ def extend(base: Ratings, new: Judgements, *, method: str = "bt", mode: str = "f
         params = {"initial": initial, "prior_sd": prior_sd, "nu": fit.nu, "iterations": fit.iterations}
         out = Ratings(j.images, ref_names, fit.r, se, j.counts(), "bt", params)
     else:
-        raise IQAError(f"method must be 'elo' or 'bt', got {method!r}.")
+        raise InputError(f"method must be 'elo' or 'bt', got {method!r}.")
     out.method = f"{out.method}+extend"
     out.params = {**out.params, "mode": mode, "extended_from": base.params.get("source", base.method),
                   "new_images": int((~old).sum())}

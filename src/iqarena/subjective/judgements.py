@@ -19,7 +19,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import IQAError
+from ..errors import InputError
 from ..io import output_path
 
 REQUIRED = ("reference", "image_a", "image_b", "winner")
@@ -103,7 +103,7 @@ def from_columns(columns: Mapping[str, Sequence], *, images: Mapping[str, str] |
     """
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
-        raise IQAError(f"{source}: missing column(s) {', '.join(missing)}; the header must name "
+        raise InputError(f"{source}: missing column(s) {', '.join(missing)}; the header must name "
                        f"{', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)}).")
     where = lambda r: f"{source} {line_word} {int(r) + line_offset}"  # noqa: E731
     ref = np.asarray([str(x).strip() for x in columns["reference"]], dtype=object)
@@ -112,24 +112,24 @@ def from_columns(columns: Mapping[str, Sequence], *, images: Mapping[str, str] |
     win = [str(x).strip() for x in columns["winner"]]
     n = len(ref)
     if not (len(ia) == len(ib) == len(win) == n):
-        raise IQAError(f"{source}: columns have different lengths; give every row all four of {', '.join(REQUIRED)}.")
+        raise InputError(f"{source}: columns have different lengths; give every row all four of {', '.join(REQUIRED)}.")
     for name, col in (("reference", ref), ("image_a", ia), ("image_b", ib)):
         empty = np.flatnonzero((col == "") | (col == "None") | (col == "nan"))
         if empty.size:
-            raise IQAError(f"{where(empty[0])}: empty {name}; fill it in or delete the row.")
+            raise InputError(f"{where(empty[0])}: empty {name}; fill it in or delete the row.")
     outcome = np.empty(n, dtype=np.float64)
     for r, w in enumerate(win):
         v = _WINNER.get(w.lower())
         if v is None:
             v = 1.0 if w == ia[r] else 0.0 if w == ib[r] else None
         if v is None:
-            raise IQAError(f"{where(r)}: winner {w!r} is not A, B or tie; write A when {ia[r]} looked "
+            raise InputError(f"{where(r)}: winner {w!r} is not A, B or tie; write A when {ia[r]} looked "
                            f"better, B when {ib[r]} did, tie for no preference.")
         outcome[r] = v
     self_pair = np.flatnonzero(ia == ib)
     if self_pair.size:
         r = self_pair[0]
-        raise IQAError(f"{where(r)}: image_a and image_b are both {ia[r]!r} (a self-pair); "
+        raise InputError(f"{where(r)}: image_a and image_b are both {ia[r]!r} (a self-pair); "
                        "an image cannot be compared with itself: fix the name or delete the row.")
 
     known = _catalogue(images)
@@ -138,7 +138,7 @@ def from_columns(columns: Mapping[str, Sequence], *, images: Mapping[str, str] |
             bad = np.flatnonzero(~np.isin(col, np.asarray(list(known), dtype=object)))
             if bad.size:
                 r = bad[0]
-                raise IQAError(f"{where(r)}: image {col[r]!r} is not in the image list; add it there "
+                raise InputError(f"{where(r)}: image {col[r]!r} is not in the image list; add it there "
                                "(name,reference) or fix the name in the judgements.")
     names, inv = np.unique(np.concatenate([ia, ib]), return_inverse=True)
     a, b = inv[:n].astype(np.int64), inv[n:].astype(np.int64)
@@ -156,7 +156,7 @@ def from_columns(columns: Mapping[str, Sequence], *, images: Mapping[str, str] |
         r = int(row_all[k])
         img = names[img_all[k]]
         first = int(row_all[by_row[first_at[img_all[k]]]])
-        raise IQAError(f"{where(r)}: image {img!r} has reference {ref[r]!r} here but {ref[first]!r} on "
+        raise InputError(f"{where(r)}: image {img!r} has reference {ref[r]!r} here but {ref[first]!r} on "
                        f"{line_word} {first + line_offset}; an image belongs to one reference: fix the reference "
                        "or make the image names unique (e.g. prefix them with the reference).")
     image_names = list(names)
@@ -164,13 +164,13 @@ def from_columns(columns: Mapping[str, Sequence], *, images: Mapping[str, str] |
     if known is not None:
         for nm, rf in zip(image_names, image_refs):
             if known[nm] is not None and known[nm] != rf:
-                raise IQAError(f"{source}: image {nm!r} has reference {rf!r} in the judgements but "
+                raise InputError(f"{source}: image {nm!r} has reference {rf!r} in the judgements but "
                                f"{known[nm]!r} in the image list; make them agree.")
         have = set(image_names)
         for nm, rf in known.items():
             if nm not in have:
                 if rf is None:
-                    raise IQAError(f"image {nm!r} of the image list has no reference and no judgement; "
+                    raise InputError(f"image {nm!r} of the image list has no reference and no judgement; "
                                    "give the image list a reference column (name,reference).")
                 image_names.append(nm)
                 image_refs.append(rf)
@@ -194,7 +194,7 @@ def _assemble(image_names, image_refs, a, b, outcome, rater, time, where) -> Jud
 
 def _to_seconds(v, where: str) -> float:
     if v is None or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
-        raise IQAError(f"{where}: empty time; give every row a time or drop the time column.")
+        raise InputError(f"{where}: empty time; give every row a time or drop the time column.")
     if isinstance(v, (int, float, np.integer, np.floating)):
         return float(v)
     if isinstance(v, np.datetime64):
@@ -209,7 +209,7 @@ def _to_seconds(v, where: str) -> float:
     try:
         return float(np.datetime64(s.replace(" ", "T").rstrip("Z"), "ns").astype(np.int64)) / 1e9
     except ValueError:
-        raise IQAError(f"{where}: time {s!r} is neither a number nor an ISO date-time "
+        raise InputError(f"{where}: time {s!r} is neither a number nor an ISO date-time "
                        "(e.g. 2020-06-01T12:30:00); fix it or drop the time column.") from None
 
 
@@ -231,7 +231,7 @@ def read_judgements(path: str | Path, *, images: Mapping[str, str] | Iterable[st
     """Read a judgement table from CSV (header line required) or Parquet (``.parquet``/``.pq``)."""
     path = Path(path)
     if not path.exists():
-        raise IQAError(f"judgement file {path} not found; give the path of a CSV or Parquet table "
+        raise InputError(f"judgement file {path} not found; give the path of a CSV or Parquet table "
                        f"with columns {', '.join(REQUIRED)}.")
     if path.suffix.lower() in (".parquet", ".pq"):
         return _read_parquet(path, images)
@@ -243,11 +243,11 @@ def _read_csv(path: Path, images) -> Judgements:
         reader = csv.reader(fh)
         header = next(reader, None)
         if header is None:
-            raise IQAError(f"{path} is empty; it needs a header line {','.join(REQUIRED)} and one row per judgement.")
+            raise InputError(f"{path} is empty; it needs a header line {','.join(REQUIRED)} and one row per judgement.")
         header = [h.strip().lower() for h in header]
         if not set(REQUIRED) <= set(header):
             missing = [c for c in REQUIRED if c not in header]
-            raise IQAError(f"{path} line 1: header {','.join(header)!r} lacks {', '.join(missing)}; "
+            raise InputError(f"{path} line 1: header {','.join(header)!r} lacks {', '.join(missing)}; "
                            f"the first line must name the columns {','.join(REQUIRED)} (optional: rater,time).")
         keep = [c for c in REQUIRED + OPTIONAL if c in header]
         pos = [header.index(c) for c in keep]
@@ -256,8 +256,8 @@ def _read_csv(path: Path, images) -> Judgements:
         for line, row in enumerate(reader, start=2):
             if len(row) != width:
                 if not row or all(not f.strip() for f in row):
-                    raise IQAError(f"{path} line {line}: empty line; delete it.")
-                raise IQAError(f"{path} line {line}: {len(row)} fields where the header has {width} "
+                    raise InputError(f"{path} line {line}: empty line; delete it.")
+                raise InputError(f"{path} line {line}: {len(row)} fields where the header has {width} "
                                f"({','.join(header)}); fix the row (a comma inside a name needs quotes).")
             for c, p in zip(keep, pos):
                 cols[c].append(row[p])
@@ -270,7 +270,7 @@ def _read_parquet(path: Path, images) -> Judgements:
     try:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
-        raise IQAError(f"cannot read {path} as Parquet ({exc}); write the table with pyarrow or pandas "
+        raise InputError(f"cannot read {path} as Parquet ({exc}); write the table with pyarrow or pandas "
                        "to_parquet, or give a CSV instead.") from None
     names = {n.lower(): n for n in table.column_names}
     cols = {c: table.column(names[c]).to_pylist() for c in REQUIRED + OPTIONAL if c in names}
@@ -301,7 +301,7 @@ def read_images(path: str | Path) -> dict[str, str]:
     """An image list: CSV lines ``name,reference`` (header ``name,reference`` optional)."""
     path = Path(path)
     if not path.exists():
-        raise IQAError(f"image list {path} not found; give a CSV with lines name,reference.")
+        raise InputError(f"image list {path} not found; give a CSV with lines name,reference.")
     out: dict[str, str] = {}
     with path.open(newline="", encoding="utf-8-sig") as fh:
         for line, row in enumerate(csv.reader(fh), start=1):
@@ -310,10 +310,10 @@ def read_images(path: str | Path) -> dict[str, str]:
             if line == 1 and [f.strip().lower() for f in row[:2]] == ["name", "reference"]:
                 continue
             if len(row) != 2 or not row[0].strip() or not row[1].strip():
-                raise IQAError(f"{path} line {line}: expected two fields name,reference, got {row!r}; fix the line.")
+                raise InputError(f"{path} line {line}: expected two fields name,reference, got {row!r}; fix the line.")
             out[row[0].strip()] = row[1].strip()
     if not out:
-        raise IQAError(f"image list {path} has no images; add lines name,reference.")
+        raise InputError(f"image list {path} has no images; add lines name,reference.")
     return out
 
 

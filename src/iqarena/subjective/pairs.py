@@ -23,7 +23,7 @@ import heapq
 
 import numpy as np
 
-from ..errors import IQAError
+from ..errors import InputError
 from .bt import PRIOR_SD, fit_core, pair_counts
 from .judgements import Judgements
 from .ratings import INITIAL, SCALE
@@ -65,12 +65,12 @@ def propose(j: Judgements, budget: int, rule: str = "active", *, seed: int | np.
             prior_sd: float = PRIOR_SD, initial: float = INITIAL) -> tuple[np.ndarray, np.ndarray]:
     """Next ``budget`` pairs as image-index arrays ``(a, b)`` into ``j.images``."""
     if rule not in RULES:
-        raise IQAError(f"unknown pair rule {rule!r}; choose one of {', '.join(RULES)}.")
+        raise InputError(f"unknown pair rule {rule!r}; choose one of {', '.join(RULES)}.")
     if budget < 1:
-        raise IQAError(f"budget must be a positive number of pairs, got {budget}.")
+        raise InputError(f"budget must be a positive number of pairs, got {budget}.")
     groups = _groups(j)
     if not groups:
-        raise IQAError("no reference has two images to compare; add images (an image list name,reference).")
+        raise InputError("no reference has two images to compare; add images (an image list name,reference).")
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     if rule == "random":
         a, b = _random(groups, budget, rng)

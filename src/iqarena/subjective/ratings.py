@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 from scipy.stats import norm
 
-from ..errors import IQAError
+from ..errors import InputError
 from ..io import output_path
 from .judgements import Judgements
 
@@ -55,7 +55,7 @@ class Ratings:
         try:
             return self.score[[idx[n] for n in names]]
         except KeyError as exc:
-            raise IQAError(f"image {exc.args[0]!r} has no rating; fit or extend the ratings with judgements of it.") from None
+            raise InputError(f"image {exc.args[0]!r} has no rating; fit or extend the ratings with judgements of it.") from None
 
     def write_labels(self, path: str | Path, *, overwrite: bool = False) -> Path:
         """PIPAL label file: ``name,score`` per line (4 decimals), sorted by name, no header."""
@@ -89,13 +89,13 @@ def read_ratings(path: str | Path) -> Ratings:
     (header with at least ``name,score``; ``reference`` and ``se`` are used when present)."""
     path = Path(path)
     if not path.exists():
-        raise IQAError(f"ratings file {path} not found; give a label file (name,score) or the table "
+        raise InputError(f"ratings file {path} not found; give a label file (name,score) or the table "
                        "written by `iqarena ratings fit --table`.")
     with path.open(newline="", encoding="utf-8-sig") as fh:
         rows = [[f.strip() for f in r] for r in csv.reader(fh)]
     rows = [(i, r) for i, r in enumerate(rows, start=1) if r and any(r)]
     if not rows:
-        raise IQAError(f"{path} is empty; it needs lines name,score.")
+        raise InputError(f"{path} is empty; it needs lines name,score.")
     head = [h.lower() for h in rows[0][1]]
     names, refs, scores, ses, ns = [], [], [], [], []
     if "name" in head and "score" in head:
@@ -109,9 +109,9 @@ def read_ratings(path: str | Path) -> Ratings:
             name, score = r[col["name"]], float(r[col["score"]])
             se = float(r[col["se"]]) if "se" in col and r[col["se"]] != "" else math.nan
         except (IndexError, ValueError):
-            raise IQAError(f"{path} line {line}: expected name,score (a number), got {','.join(r)!r}; fix the line.") from None
+            raise InputError(f"{path} line {line}: expected name,score (a number), got {','.join(r)!r}; fix the line.") from None
         if not name or not math.isfinite(score):
-            raise IQAError(f"{path} line {line}: empty name or non-finite score; fix the line.")
+            raise InputError(f"{path} line {line}: empty name or non-finite score; fix the line.")
         names.append(name)
         scores.append(score)
         ses.append(se)
@@ -119,7 +119,7 @@ def read_ratings(path: str | Path) -> Ratings:
         ns.append(int(float(r[col["n"]])) if "n" in col and r[col["n"]] != "" else 0)
     if len(set(names)) != len(names):
         dup = next(n for n in names if names.count(n) > 1)
-        raise IQAError(f"{path}: image {dup!r} appears more than once; keep one line per image.")
+        raise InputError(f"{path}: image {dup!r} appears more than once; keep one line per image.")
     return Ratings(np.asarray(names, object), np.asarray(refs, object), np.asarray(scores, float),
                    np.asarray(ses, float), np.asarray(ns, np.int64), method="file", params={"source": str(path)})
 
@@ -152,7 +152,7 @@ def bootstrap(j: Judgements, fit: Callable[[Judgements], Ratings], n: int = 100,
     Returns ``fit(j)`` with ``se`` replaced by the standard deviation over the bootstrap refits.
     Works for any fit (Elo included, which has no information-matrix error)."""
     if n < 2:
-        raise IQAError(f"bootstrap needs n >= 2 resamples, got {n}.")
+        raise InputError(f"bootstrap needs n >= 2 resamples, got {n}.")
     rng = np.random.default_rng(seed)
     base = fit(j)
     ref_of_row = j.image_ref[j.a]

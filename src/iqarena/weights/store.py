@@ -24,7 +24,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import IQAError
+from ..errors import InputError, IQAError, ResourceError
 from .catalogue import CATALOGUE, WeightFile
 
 ENV_HOME = "IQARENA_HOME"
@@ -55,7 +55,7 @@ def entry(name: str) -> WeightFile:
     try:
         return CATALOGUE[name]
     except KeyError:
-        raise IQAError(f"unknown parameter file {name!r}. `iqarena weights list` shows the catalogue: "
+        raise InputError(f"unknown parameter file {name!r}. `iqarena weights list` shows the catalogue: "
                        f"{', '.join(sorted(CATALOGUE))}.") from None
 
 
@@ -103,7 +103,7 @@ def check_file(path: Path, e: WeightFile) -> None:
     if key in _VERIFIED:
         return
     if e.size is not None and st.st_size != e.size:
-        raise IQAError(f"{path} is not the published {e.filename}: {st.st_size} bytes, expected {e.size}. "
+        raise ResourceError(f"{path} is not the published {e.filename}: {st.st_size} bytes, expected {e.size}. "
                        f"{_refetch_hint(e)}")
     if e.sha256:
         got, want, what = digest(path), e.sha256, "sha256"
@@ -114,7 +114,7 @@ def check_file(path: Path, e: WeightFile) -> None:
     else:
         got = want = what = ""
     if got != want:
-        raise IQAError(f"{path} is not the published {e.filename}: {what} {got}, expected {want}. {_refetch_hint(e)}")
+        raise ResourceError(f"{path} is not the published {e.filename}: {what} {got}, expected {want}. {_refetch_hint(e)}")
     _VERIFIED.add(key)
 
 
@@ -139,7 +139,7 @@ def path_for(name: str, verify: bool = True) -> Path:
     e = entry(name)
     p = locate(name)
     if p is None:
-        raise IQAError(missing_message(e))
+        raise ResourceError(missing_message(e))
     if verify:
         check_file(p, e)
     return p
@@ -153,7 +153,7 @@ def load_state_dict(name_or_path: str | Path, fmt: str | None = None) -> "Ordere
     if isinstance(name_or_path, Path) or (isinstance(name_or_path, str) and name_or_path not in CATALOGUE):
         path = Path(name_or_path)
         if not path.is_file():
-            raise IQAError(f"parameter file {path} does not exist.")
+            raise InputError(f"parameter file {path} does not exist.")
     else:
         path = path_for(str(name_or_path))
         fmt = fmt or CATALOGUE[str(name_or_path)].format
@@ -161,15 +161,15 @@ def load_state_dict(name_or_path: str | Path, fmt: str | None = None) -> "Ordere
     if fmt == "chainer-hdf5":
         return read_chainer_hdf5(path)
     if fmt != "torch":
-        raise IQAError(f"{path} is a {fmt} file, not a set of network weights.")
+        raise InputError(f"{path} is a {fmt} file, not a set of network weights.")
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise IQAError(f"could not read {path} as a torch state_dict: {exc}") from None
+        raise InputError(f"could not read {path} as a torch state_dict: {exc}") from None
     if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
         sd = sd["state_dict"]
     if not isinstance(sd, dict):
-        raise IQAError(f"{path} holds a {type(sd).__name__}, not a state_dict of tensors.")
+        raise InputError(f"{path} holds a {type(sd).__name__}, not a state_dict of tensors.")
     return OrderedDict(sd)
 
 
@@ -187,7 +187,7 @@ def read_chainer_hdf5(path: Path) -> "OrderedDict":
     try:
         import h5py
     except ImportError:
-        raise IQAError(f"{path} is an HDF5 file (Chainer); reading it needs h5py: pip install h5py") from None
+        raise ResourceError(f"{path} is an HDF5 file (Chainer); reading it needs h5py: pip install h5py") from None
     out: OrderedDict = OrderedDict()
     rename = {"W": "weight", "b": "bias"}
 
@@ -233,7 +233,7 @@ def fetch(name: str, progress: bool = True, timeout: float = 60.0) -> Path:
         check_file(have, e)
         return have
     if not e.urls:
-        raise IQAError(f"{e.filename} has no public address; get it from its authors and run "
+        raise ResourceError(f"{e.filename} has no public address; get it from its authors and run "
                        f"`iqarena weights add {e.name} PATH`.")
     dest = cache_dir() / e.filename
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -252,7 +252,7 @@ def fetch(name: str, progress: bool = True, timeout: float = 60.0) -> Path:
             continue
         os.replace(tmp, dest)
         return dest
-    raise IQAError(f"could not download {e.filename}: {'; '.join(errors)}. Without network, download it on "
+    raise ResourceError(f"could not download {e.filename}: {'; '.join(errors)}. Without network, download it on "
                    f"another machine from {e.url} and run `iqarena weights add {e.name} PATH`.")
 
 
@@ -280,24 +280,25 @@ def _download(url: str, folder: Path, e: WeightFile, progress: bool, timeout: fl
     return tmp
 
 
-def add(name: str, src: str | Path, force: bool = False) -> Path:
+def add(name: str, src: str | Path, overwrite: bool = False) -> Path:
     """Copy a file the user already has into the cache folder after checking it is the published one.
 
-    An existing, different file at the destination is kept unless ``force``; an identical one is left as is.
+    An existing, different file at the destination is kept unless ``overwrite``; an identical one is left as is.
     """
     e = entry(name)
     src = Path(src).expanduser()
     if e.bundled:
-        raise IQAError(f"{e.name} ships with iqarena ({FILES / e.bundled}); nothing to add.")
+        raise InputError(f"{e.name} ships with iqarena ({FILES / e.bundled}); nothing to add.")
     if not src.is_file():
-        raise IQAError(f"{src} is not a file.")
+        raise InputError(f"{src} is not a file.")
     check_file(src, e)
     dest = cache_dir() / e.filename
     if dest.exists():
         if digest(dest) == digest(src):
             return dest
-        if not force:
-            raise IQAError(f"{dest} exists and differs from {src}; pass --force to replace it.")
+        if not overwrite:
+            raise InputError(f"{dest} exists and differs from {src}; allow replacing it (overwrite=True).",
+                             option="overwrite")
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmpname = tempfile.mkstemp(prefix=e.filename + ".", suffix=".part", dir=dest.parent)
     os.close(fd)
