@@ -4,6 +4,7 @@ other sets, and seeded splits by reference."""
 
 from __future__ import annotations
 
+import sys
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -16,8 +17,9 @@ from scipy.io import savemat
 from iqarena import IQAError
 from iqarena.datasets import (Dataset, Row, load_dataset, read_clive, read_csiq, read_csv_dataset, read_kadid10k,
                               read_koniq10k, read_live, read_pipal, read_tid2013, split_by_reference)
-from iqarena.datasets._xlsx import read_xlsx
+from iqarena.datasets.classic import read_xlsx_sheets
 from iqarena.datasets.pipal import read_labels
+from iqarena.errors import InputError, ResourceError
 
 from conftest import SHARED
 
@@ -193,34 +195,15 @@ def test_live_release2(tmp_path):
 
 
 def _xlsx(path: Path, rows: list[list]) -> None:
-    """A minimal .xlsx (shared strings for text, numbers inline) as spreadsheet programs write it."""
-    strings: list[str] = []
-    cells = []
-    for i, row in enumerate(rows, start=1):
-        out = []
-        for j, v in enumerate(row):
-            ref = f"{chr(65 + j)}{i}"
-            if isinstance(v, str):
-                if v not in strings:
-                    strings.append(v)
-                out.append(f'<c r="{ref}" t="s"><v>{strings.index(v)}</v></c>')
-            else:
-                out.append(f'<c r="{ref}"><v>{v}</v></c>')
-        cells.append(f'<row r="{i}">{"".join(out)}</row>')
-    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
-    rns = 'xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
-    with zipfile.ZipFile(path, "w") as zf:
-        zf.writestr("xl/workbook.xml", f'<workbook {ns} {rns}><sheets><sheet name="note" sheetId="1" r:id="rId1"/>'
-                                       f'<sheet name="all_by_image" sheetId="2" r:id="rId2"/></sheets></workbook>')
-        zf.writestr("xl/_rels/workbook.xml.rels",
-                    '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-                    '<Relationship Id="rId1" Target="worksheets/sheet1.xml" Type="ws"/>'
-                    '<Relationship Id="rId2" Target="worksheets/sheet2.xml" Type="ws"/></Relationships>')
-        zf.writestr("xl/worksheets/sheet1.xml", f'<worksheet {ns}><sheetData><row r="1"><c r="A1" t="inlineStr">'
-                                                '<is><t>CSIQ</t></is></c></row></sheetData></worksheet>')
-        zf.writestr("xl/worksheets/sheet2.xml", f'<worksheet {ns}><sheetData>{"".join(cells)}</sheetData></worksheet>')
-        sst = "".join(f"<si><t>{s}</t></si>" for s in strings)
-        zf.writestr("xl/sharedStrings.xml", f'<sst {ns}>{sst}</sst>')
+    """A workbook as CSIQ ships it: a note sheet, then the label table in sheet all_by_image."""
+    openpyxl = pytest.importorskip("openpyxl")
+    book = openpyxl.Workbook()
+    book.active.title = "note"
+    book.active["A1"] = "CSIQ"
+    sheet = book.create_sheet("all_by_image")
+    for row in rows:
+        sheet.append(row)
+    book.save(path)
 
 
 def test_csiq_xlsx_and_csv(tmp_path):
@@ -230,7 +213,10 @@ def test_csiq_xlsx_and_csv(tmp_path):
              ["aerial_city", 4, "f noise", 5, 0.03, 0.25],
              ["boston", 6, "contrast", 3, 0.04, 0.125]]
     _xlsx(tmp_path / "csiq.DMOS.xlsx", table)
-    assert read_xlsx(tmp_path / "csiq.DMOS.xlsx")["all_by_image"][1] == [1600.0, 1.0, "noise", 1.0, 0.01, 0.061989]
+    sheets = read_xlsx_sheets(tmp_path / "csiq.DMOS.xlsx")
+    assert list(sheets) == ["note", "all_by_image"] and sheets["note"] == [["CSIQ"]]
+    assert sheets["all_by_image"][1] == [1600.0, 1.0, "noise", 1.0, 0.01, 0.061989]
+    assert all(type(v) is float for v in sheets["all_by_image"][1] if not isinstance(v, str))
     for n in ("1600", "aerial_city", "boston"):
         _touch(tmp_path / "src_imgs" / f"{n}.png")
     for rel in ("awgn/1600.AWGN.1.png", "jpeg2000/aerial_city.jpeg2000.2.png", "fnoise/aerial_city.fnoise.5.png",
@@ -248,6 +234,28 @@ def test_csiq_xlsx_and_csv(tmp_path):
     assert read_csiq(tmp_path).rows == ds.rows
     (tmp_path / "csiq.csv").unlink()
     with pytest.raises(IQAError, match="csiq.DMOS.xlsx"):
+        read_csiq(tmp_path)
+
+
+def test_csiq_corrupt_xlsx(tmp_path):
+    pytest.importorskip("openpyxl")
+    _touch(tmp_path / "src_imgs" / "1600.png")
+    _touch(tmp_path / "dst_imgs" / "awgn" / "1600.AWGN.1.png")
+    (tmp_path / "csiq.DMOS.xlsx").write_bytes(b"image,dmos\n1600,0.5\n")   # a CSV saved under the .xlsx name
+    with pytest.raises(InputError, match=r"csiq\.DMOS\.xlsx.*\.xlsx spreadsheet"):
+        read_csiq(tmp_path)
+    with zipfile.ZipFile(tmp_path / "csiq.DMOS.xlsx", "w") as zf:       # a zip, but no workbook inside
+        zf.writestr("hello.txt", "not a workbook")
+    with pytest.raises(InputError, match=r"csiq\.DMOS\.xlsx"):
+        read_csiq(tmp_path)
+
+
+def test_csiq_xlsx_without_openpyxl(tmp_path, monkeypatch):
+    _touch(tmp_path / "src_imgs" / "1600.png")
+    _touch(tmp_path / "dst_imgs" / "awgn" / "1600.AWGN.1.png")
+    (tmp_path / "csiq.DMOS.xlsx").write_bytes(b"")
+    monkeypatch.setitem(sys.modules, "openpyxl", None)   # not installed: say which extra, and that a CSV works
+    with pytest.raises(ResourceError, match=r"pip install 'iqarena\[datasets\]'.*CSV"):
         read_csiq(tmp_path)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import sys
 
 import numpy as np
 import pytest
@@ -11,10 +12,10 @@ from conftest import NAMES, SHARED, assert_printed_precision, official
 from properties import blur, monotone, noise
 
 import iqarena
-from iqarena.errors import IQAError
+from iqarena.errors import IQAError, ResourceError
 from iqarena.io import read_image
 from iqarena.metrics.brisque import (brisque, brisque_features, load_brisque_model, parse_svr_model,
-                                     read_feature_range, read_svr_model, train_brisque)
+                                     read_feature_range, read_svr_model, scale_features, train_brisque)
 from iqarena.metrics.niqe import estimate_niqe_model, load_niqe_model, niqe, niqe_features
 from iqarena.metrics.piqe import piqe
 from iqarena.ops.nss import fma_is_fused, matlab_colon
@@ -172,10 +173,29 @@ def test_train_brisque_synthetic(tmp_path, i01):
     refit = brisque(imgs.double(), model=str(tmp_path / "m")).numpy()
     assert np.abs(refit - target).max() < 0.2  # epsilon-tube 0.1 plus the solver tolerance
     assert model.svr.coef.size <= len(levels) + 3
+
+    # the model is libsvm's fit as scikit-learn returns it, predicted by iqarena's own SVRModel
+    svm = pytest.importorskip("sklearn.svm")
+    scaled = scale_features(torch.cat([brisque_features(im[None].double()) for im in imgs]), model.range)
+    probe = np.concatenate([scaled.numpy(), np.random.default_rng(0).uniform(-1, 1, (20, scaled.shape[1]))])
+    libsvm = svm.SVR(kernel="rbf", C=1024.0, gamma=0.05, epsilon=0.1).fit(scaled.numpy(), target)
+    ours = model.svr.predict(torch.from_numpy(probe)).numpy()
+    assert np.abs(ours - libsvm.predict(probe)).max() < 1e-9
+    assert model.svr.coef.size == libsvm.support_.size and model.svr.rho == -libsvm.intercept_[0]
+    saved = read_svr_model(tmp_path / "m" / "allmodel")  # 17 significant digits: read back exactly
+    assert np.array_equal(saved.sv, model.svr.sv) and np.array_equal(saved.coef, model.svr.coef)
+    assert (saved.rho, saved.gamma) == (model.svr.rho, model.svr.gamma)
+    assert np.array_equal(saved.predict(torch.from_numpy(probe)).numpy(), ours)
     with pytest.raises(IQAError, match="exists"):
         train_brisque(list(imgs[:3]), target[:3], output_dir=tmp_path / "m")
     with pytest.raises(IQAError, match="one score per image"):
         train_brisque(list(imgs[:3]), target[:2])
+
+
+def test_train_brisque_without_scikit_learn(monkeypatch, i01):
+    monkeypatch.setitem(sys.modules, "sklearn.svm", None)
+    with pytest.raises(ResourceError, match=r"pip install 'iqarena\[train\]'"):
+        train_brisque([i01[0], i01[0]], [1.0, 2.0])
 
 
 @pytest.mark.skipif(not (SHARED / "data" / "clive" / "mos.csv").is_file(), reason="needs ../shared/data/clive")

@@ -31,12 +31,12 @@ from __future__ import annotations
 
 import csv
 import re
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError
-from ._xlsx import read_xlsx
+from ..errors import InputError, ResourceError
 from .base import (Dataset, Row, as_text, find_ci, parse_float, require_dir, require_file, require_root,
                    resolve_files)
 
@@ -148,6 +148,39 @@ CSIQ_TYPES = {  # dst_type text -> (folder, file-name token); dst_idx 1..6 in th
 _CSIQ_ALIASES = {"noise": "awgn", "whitenoise": "awgn", "jp2k": "jpeg2000", "pinknoise": "fnoise"}
 
 
+def read_xlsx_sheets(path: Path) -> dict[str, list[list]]:
+    """Every sheet of a .xlsx workbook (openpyxl, cached values of formulas) as rows of cell values: text,
+    or numbers as floats (CSIQ's image ``1600`` is 1600.0); empty rows are left out, missing cells are None."""
+    try:
+        import openpyxl
+        from openpyxl.utils.exceptions import InvalidFileException
+    except ImportError:
+        raise ResourceError(f"reading {path.name} needs openpyxl: pip install 'iqarena[datasets]'. Or put a CSV "
+                            "export of the sheet (same columns, e.g. csiq.DMOS.csv) in its place; CSV needs no "
+                            "extra package.") from None
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        try:
+            return {ws.title: _sheet_rows(ws) for ws in book.worksheets}
+        finally:
+            book.close()
+    except (InvalidFileException, zipfile.BadZipFile, KeyError, OSError, ValueError, TypeError, SyntaxError) as exc:
+        raise InputError(f"cannot read {path} as an .xlsx spreadsheet: {exc}. Save it as .xlsx or export a "
+                         "CSV.") from exc
+
+
+def _sheet_rows(ws) -> list[list]:
+    ws.reset_dimensions()  # some writers store a wrong used range; read every cell there is
+    rows = []
+    for row in ws.iter_rows(values_only=True):
+        cells = [float(v) if isinstance(v, (int, bool)) else v for v in row]
+        while cells and cells[-1] is None:
+            cells.pop()
+        if cells:
+            rows.append(cells)
+    return rows
+
+
 def _csiq_table(root: Path) -> tuple[Path, list[list]]:
     candidates = [p for p in root.iterdir() if p.is_file() and p.name.lower().startswith("csiq")
                   and p.suffix.lower() in (".xlsx", ".csv")]
@@ -159,7 +192,7 @@ def _csiq_table(root: Path) -> tuple[Path, list[list]]:
     if path.suffix.lower() == ".csv":
         with path.open(newline="") as fh:
             return path, [row for row in csv.reader(fh)]
-    for rows in read_xlsx(path).values():
+    for rows in read_xlsx_sheets(path).values():
         for i, row in enumerate(rows[:20]):
             head = [as_text(c).lower() if c is not None else "" for c in row]
             if "image" in head and "dmos" in head:

@@ -15,9 +15,9 @@ prints '%g', and svm-predict evaluates the RBF epsilon-SVR and prints '%g'; with
 (default) these roundings are reproduced, so scores equal the release's printed output. The SVR is
 evaluated here (no executables): sum_i coef_i exp(-gamma |x - sv_i|^2) - rho.
 
-``train_brisque`` fits a new epsilon-SVR with an RBF kernel (libsvm's SMO with second-order working-set
-selection, written here in numpy; no new dependency) on the features of labelled images and writes
-``allmodel`` / ``allrange`` in libsvm's text formats, readable by libsvm and by ``brisque(model=DIR)``.
+``train_brisque`` fits a new epsilon-SVR with an RBF kernel (libsvm, through scikit-learn's ``SVR``; extra
+``iqarena[train]``) on the features of labelled images and writes ``allmodel`` / ``allrange`` in libsvm's text
+formats, readable by libsvm and by ``brisque(model=DIR)``.
 
 Calibration (docs/no-reference.md): all five official values to their printed digits. On images with flat
 regions the sign of the coefficients that are zero up to rounding depends on MATLAB's filter arithmetic,
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, ResourceError
 from ..io import output_path
 from ..ops.nss import ggd_fit, gray255, grid, mscn, paired_aggd_fit
 from ..ops.resize import imresize
@@ -294,86 +294,12 @@ def brisque(x: torch.Tensor, *, model: str | None = None, feature_range: str | N
 
 # ----------------------------------------------------------------------------------------- training
 
-def rbf_kernel(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
-    d2 = ((a[:, None, :] - b[None]) ** 2).sum(-1)
-    return np.exp(-gamma * d2)
-
-
-def fit_epsilon_svr(k: np.ndarray, z: np.ndarray, c: float, epsilon: float, tol: float = 1e-3,
-                    max_iter: int = 10_000_000) -> tuple[np.ndarray, float]:
-    """Solve libsvm's epsilon-SVR dual by SMO (working-set selection by second-order information, Fan, Chen
-    and Lin 2005; no shrinking). ``k``: kernel matrix (l, l); returns (coef = alpha - alpha*, rho), the
-    decision function being sum_i coef_i K(x_i, x) - rho. Stops when the maximal KKT violation < tol."""
-    n = len(z)
-    y = np.concatenate([np.ones(n), -np.ones(n)])
-    a = np.zeros(2 * n)
-    grad = np.concatenate([epsilon - z, epsilon + z])
-    kd = np.diag(k)
-    qd = np.concatenate([kd, kd])
-    for _ in range(max_iter):
-        up = np.where(y > 0, a < c, a > 0)
-        low = np.where(y > 0, a > 0, a < c)
-        yg = -y * grad
-        gi = np.where(up, yg, -np.inf)
-        i = int(np.argmax(gi))
-        gmax = gi[i]
-        if gmax + np.max(np.where(low, -yg, -np.inf)) < tol:
-            break
-        ki = k[i % n]
-        qi = y[i] * y * np.concatenate([ki, ki])  # Q_it = y_i y_t K_it
-        b = gmax - yg
-        quad = qd[i] + qd - 2 * np.concatenate([ki, ki])
-        quad = np.where(quad > 0, quad, 1e-12)
-        obj = np.where(low & (b > 0), -(b * b) / quad, np.inf)
-        j = int(np.argmin(obj))
-        kj = k[j % n]
-        qj = y[j] * y * np.concatenate([kj, kj])
-        ai, aj = a[i], a[j]
-        if y[i] != y[j]:
-            q = max(qd[i] + qd[j] + 2 * qi[j], 1e-12)
-            delta = (-grad[i] - grad[j]) / q
-            diff = ai - aj
-            a[i] += delta
-            a[j] += delta
-            if diff > 0:
-                if a[j] < 0:
-                    a[j], a[i] = 0, diff
-                if a[i] > c:
-                    a[i], a[j] = c, c - diff
-            else:
-                if a[i] < 0:
-                    a[i], a[j] = 0, -diff
-                if a[j] > c:
-                    a[j], a[i] = c, c + diff
-        else:
-            q = max(qd[i] + qd[j] - 2 * qi[j], 1e-12)
-            delta = (grad[i] - grad[j]) / q
-            total = ai + aj
-            a[i] -= delta
-            a[j] += delta
-            if total > c:
-                if a[i] > c:
-                    a[i], a[j] = c, total - c
-                if a[j] > c:
-                    a[j], a[i] = c, total - c
-            else:
-                if a[j] < 0:
-                    a[j], a[i] = 0, total
-                if a[i] < 0:
-                    a[i], a[j] = 0, total
-        grad += qi * (a[i] - ai) + qj * (a[j] - aj)
-    yg = y * grad
-    free = (a > 0) & (a < c)
-    if free.any():
-        rho = float(yg[free].mean())
-    else:  # libsvm: midpoint of the feasible interval
-        at_up, at_low = a >= c, a <= 0
-        ub_m = (at_up & (y < 0)) | (at_low & (y > 0))
-        lb_m = (at_up & (y > 0)) | (at_low & (y < 0))
-        ub = yg[ub_m].min() if ub_m.any() else np.inf
-        lb = yg[lb_m].max() if lb_m.any() else -np.inf
-        rho = float((ub + lb) / 2)
-    return a[:n] - a[n:], rho
+def _svr_model(fitted, gamma: float) -> SVRModel:
+    """A fitted scikit-learn ``SVR`` as libsvm's model: its decision value is sum_i dual_coef_i K(sv_i, x) +
+    intercept, libsvm's sum_i coef_i K(sv_i, x) - rho, so coef = dual_coef_ and rho = -intercept_."""
+    return SVRModel(float(gamma), -float(fitted.intercept_[0]), np.asarray(fitted.dual_coef_[0], dtype=np.float64),
+                    np.asarray(fitted.support_vectors_, dtype=np.float64),
+                    {"svm_type": "epsilon_svr", "kernel_type": "rbf", "nr_class": "2"})
 
 
 def train_brisque(images, scores, *, c: float = 1024.0, gamma: float = 0.05, epsilon: float = 0.1,
@@ -384,11 +310,17 @@ def train_brisque(images, scores, *, c: float = 1024.0, gamma: float = 0.05, eps
     ``images``: image files or (C, H, W) / (1, C, H, W) tensors in [0, 1] (any sizes), or one (N, C, H, W)
     tensor; ``scores``: one number per image on the scale the model should predict (the release used DMOS,
     lower is better). Defaults C = 1024 and gamma = 0.05 are those of the release model (its coefficients
-    are +-1024 and its gamma 0.05); epsilon = 0.1 is libsvm's default. With ``output_dir`` the model is
-    written there as allmodel and allrange. ``progress``: optional callable run after each image.
+    are +-1024 and its gamma 0.05); epsilon = 0.1 and the stopping tolerance ``tol`` = 1e-3 are libsvm's
+    defaults. The SVR is fitted by libsvm (scikit-learn's ``SVR``; ``pip install 'iqarena[train]'``). With
+    ``output_dir`` the model is written there as allmodel and allrange. ``progress``: optional callable run
+    after each image.
     """
     from .niqe import iter_images  # the same image sources as estimate_niqe_model
 
+    try:
+        from sklearn.svm import SVR  # libsvm, the solver of the release
+    except ImportError:
+        raise ResourceError("training a BRISQUE model needs scikit-learn: pip install 'iqarena[train]'.") from None
     rows = []
     for img in iter_images(images):
         rows.append(brisque_features(img.to(torch.float64)))
@@ -409,11 +341,8 @@ def train_brisque(images, scores, *, c: float = 1024.0, gamma: float = 0.05, eps
     s = rng.scale(f)
     if libsvm_io:
         s = _printf(s, "%g")
-    coef, rho = fit_epsilon_svr(rbf_kernel(s, s, gamma), z, c, epsilon, tol)
-    keep = coef != 0
-    svr = SVRModel(gamma, rho, coef[keep], s[keep], {"svm_type": "epsilon_svr", "kernel_type": "rbf",
-                                                       "nr_class": "2"})
-    model = BrisqueModel(svr, rng)
+    model = BrisqueModel(_svr_model(SVR(kernel="rbf", C=c, gamma=gamma, epsilon=epsilon, tol=tol).fit(s, z), gamma),
+                         rng)
     if output_dir is not None:
         model.save(output_dir, overwrite=overwrite)
     return model
