@@ -7,8 +7,12 @@ RGBA and LA (alpha dropped), 16-bit grey (I;16) and 32-bit integer/float grey (I
 from __future__ import annotations
 
 import csv
+import os
+import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -87,6 +91,26 @@ def output_path(path: str | Path, overwrite: bool = False) -> Path:
         raise InputError(f"{path} exists; allow replacing it (overwrite=True), or choose another output.",
                          option="overwrite")
     return path
+
+
+@contextmanager
+def atomic_output(path: str | Path, durable: bool = False) -> Iterator[Path]:
+    """A temporary file beside ``path`` to write; when the block ends without an error it replaces ``path``
+    in one step (readers see the old file or the new one, never half of one), else it is removed.
+    ``durable`` also flushes it to disk first (it survives a power cut, not only a killed process)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".tmp-{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        if durable:
+            with tmp.open("rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

@@ -2,40 +2,27 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Optional
 
 import typer
 from rich.progress import Progress
 
+from ..datasets.table import read_rows
 from ..errors import InputError
 from ..io import list_images, output_path
 
 
 def _read_labels(labels: Path, image_column: str, score_column: str, root: Optional[Path]):
-    if not labels.is_file():
-        raise InputError(f"label file not found: {labels}.")
+    """Image files (relative to ``root``, default the table's folder) and scores from a label table."""
+    rows = read_rows(labels, score_column, image_column=image_column)
     base = root or labels.parent
-    with labels.open(newline="") as fh:
-        reader = csv.DictReader(fh)
-        cols = reader.fieldnames or []
-        if image_column not in cols or score_column not in cols:
-            raise InputError(f"{labels} needs columns {image_column!r} and {score_column!r}; it has {', '.join(cols)}. "
-                           "Use --image-column / --score-column to name yours.")
-        files, scores = [], []
-        for k, row in enumerate(reader, start=2):
-            try:
-                scores.append(float(row[score_column]))
-            except ValueError:
-                raise InputError(f"{labels} line {k}: score {row[score_column]!r} is not a number.") from None
-            path = Path(row[image_column])
-            files.append(path if path.is_absolute() else base / path)
+    files = [Path(r.dist) if Path(r.dist).is_absolute() else base / r.dist for r in rows]
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise InputError(f"{len(missing)} image(s) listed in {labels} not found, e.g. {missing[0]}. Image paths are "
                        f"relative to {base} (change with --root).")
-    return files, scores
+    return files, [r.score for r in rows]
 
 
 def register(app: typer.Typer) -> None:
