@@ -37,6 +37,14 @@ def assert_printed_precision(values, metric: str) -> None:
         assert abs(float(v) - ref) <= 0.5 * 10 ** (-dec) + 1e-12, f"{metric} {name}: got {float(v)!r}, official {ref}"
 
 
+@pytest.fixture(autouse=True)
+def score_store(tmp_path_factory, monkeypatch):
+    """Every test scores into a store of its own (never the user's $IQARENA_STORE or cache)."""
+    root = tmp_path_factory.mktemp("store")
+    monkeypatch.setenv("IQARENA_STORE", str(root))
+    return root
+
+
 @pytest.fixture(scope="session")
 def pairs() -> tuple[torch.Tensor, torch.Tensor]:
     """(dist, ref): the five calibration pairs as (5, 3, 384, 512) float tensors in [0, 1]."""

@@ -266,63 +266,77 @@ def test_evaluate_end_to_end_pipal(tmp_path, cli, monkeypatch):
     assert float(table["psnr"]["srcc"]) > 0.9 and table["psnr"]["n"] == "28"
     assert float(table["psnr"]["main"]) == pytest.approx(float(table["psnr"]["srcc"]) + float(table["psnr"]["plcc"]))
     assert sorted(int(r["rank"]) for r in table.values()) == [1, 2]
-    # the table agrees with the statistics computed directly from the cached scores
+    # the table agrees with the statistics computed directly from the scores
     with (out / "scores.csv").open() as fh:
         cached = [r for r in csv.DictReader(fh) if r["metric"] == "psnr"]
     assert len(cached) == 28
     labels = {ln.split(",")[0]: float(ln.split(",")[1]) for f in (tmp_path / "pipal" / "Train_Label").glob("*.txt")
               for ln in f.read_text().split()}
     x = np.array([float(r["score"]) for r in cached])
-    y = np.array([labels[Path(r["image"]).name] for r in cached])
+    y = np.array([labels[Path(r["dist"]).name] for r in cached])
     assert float(table["psnr"]["srcc"]) == pytest.approx(sps.spearmanr(x, y).statistic, abs=1e-12)
     info = json.loads((out / "table.json").read_text())
     assert info["settings"]["mapping"] == "poly3" and info["metrics"][0]["ci"]["main"]["low"] is not None
     assert "## Table 1" in (out / "report.md").read_text()
 
-    # resume: nothing is scored again; a lost row is scored again, alone
-    import iqarena.evaluate.run as run
+    # resume: nothing is scored again; scores lost from the store are scored again, alone
+    from iqarena.execution import LocalExecutor, ScoreStore
 
-    calls = []
-    real = run.score_pairs
-    monkeypatch.setattr(run, "score_pairs", lambda pairs, names, **kw: calls.append((len(pairs), names))
-                        or real(pairs, names, **kw))
-    res = cli("evaluate", "--dataset", "pipal", "--root", tmp_path / "pipal", "-m", "psnr", "-m", "ssim",
-              "-o", out, "--bootstrap", "0", "--no-plots")
+    jobs = []
+    real = LocalExecutor.run
+    monkeypatch.setattr(LocalExecutor, "run", lambda self, js: (jobs.extend(js := list(js)), real(self, js))[1])
+    args = ("evaluate", "--dataset", "pipal", "--root", tmp_path / "pipal", "-m", "psnr", "-m", "ssim", "-o", out,
+            "--bootstrap", "0", "--no-plots")
+    res = cli(*args)
     assert res.exit_code == 0, res.output
-    assert calls == []
-    lines = (out / "scores.csv").read_text().splitlines()
-    (out / "scores.csv").write_text("\n".join(lines[:-1]) + "\n")
-    res = cli("evaluate", "--dataset", "pipal", "--root", tmp_path / "pipal", "-m", "psnr", "-m", "ssim",
-              "-o", out, "--bootstrap", "0", "--no-plots")
+    assert jobs == []
+    store = ScoreStore()
+    assert len(store) == 56
+    run_info = json.loads((out / "run.json").read_text())
+    assert run_info["store"] == str(store.root)
+    store.drop(metric="ssim")
+    res = cli(*args)
     assert res.exit_code == 0, res.output
-    assert calls == [(1, [lines[-1].split(",")[1]])]
-    assert _table(out)["psnr"]["srcc"] == table["psnr"]["srcc"]
-    # a metric whose code changed since its scores were cached is scored again, every image of it
-    run_file = json.loads((out / "run.json").read_text())
-    run_file["fingerprints"]["psnr"] = "edited"
-    (out / "run.json").write_text(json.dumps(run_file))
-    calls.clear()
-    res = cli("evaluate", "--dataset", "pipal", "--root", tmp_path / "pipal", "-m", "psnr", "-m", "ssim",
-              "-o", out, "--bootstrap", "0", "--no-plots")
+    assert [(len(j.items), [m.name for m in j.metrics]) for j in jobs] == [(28, ["ssim"])]
+    assert [_table(out)[m]["srcc"] for m in ("psnr", "ssim")] == [table[m]["srcc"] for m in ("psnr", "ssim")]
+    # the store is shared: another report folder on the same images scores nothing
+    jobs.clear()
+    res = cli("evaluate", "--dataset", "pipal", "--root", tmp_path / "pipal", "-m", "psnr", "-o", tmp_path / "rep2",
+              "--bootstrap", "0", "--no-plots")
     assert res.exit_code == 0, res.output
-    assert calls == [(28, ["psnr"])]
-    assert _table(out)["psnr"]["srcc"] == table["psnr"]["srcc"]
+    assert jobs == []
+    assert _table(tmp_path / "rep2")["psnr"]["srcc"] == table["psnr"]["srcc"]
 
 
-def test_fingerprint_covers_shared_operators(monkeypatch):
-    from iqarena.evaluate import run
+def test_fingerprint_covers_code_weights_and_options(monkeypatch, tmp_path):
+    from iqarena.metrics import MetricSpec, fingerprint, register_variant
+    from iqarena.metrics.fingerprint import source_files
 
     def names(module):
-        return {f"{f.parent.name}/{f.name}" for f in run.source_files(module)}
+        return {f"{f.parent.name}/{f.name}" for f in source_files(module)}
 
     assert {"metrics/piqe.py", "ops/nss.py", "ops/filters.py", "ops/color.py"} <= names("iqarena.metrics.piqe")
     assert "ops/resize.py" in names("iqarena.metrics.niqe") and "ops/resize.py" not in names("iqarena.metrics.psnr")
     assert "backbones/alexnet.py" in names("iqarena.metrics.lpips")
+    # options are part of it
+    assert fingerprint(MetricSpec.of("ssim", downsample=True)) != fingerprint("ssim") == fingerprint(MetricSpec.of("ssim"))
+    # so is the content of a parameter file named by an option: the same path, retrained, is another metric
+    model = tmp_path / "niqe.mat"
+    import shutil
+
+    from iqarena.weights import path_for
+
+    shutil.copy(path_for("niqe-modelparameters"), model)
+    register_variant("niqe_mine", "niqe", model=str(model))
+    first = fingerprint("niqe_mine")
+    assert first != fingerprint("niqe")
+    model.write_bytes(model.read_bytes() + b"\0")
+    assert fingerprint("niqe_mine") != first
     # editing a shared operator changes the fingerprint of the metrics that use it, not of the others
-    before = {m: run.fingerprint(m) for m in ("piqe", "psnr")}
+    before = {m: fingerprint(m) for m in ("piqe", "psnr")}
     real = Path.read_bytes
     monkeypatch.setattr(Path, "read_bytes", lambda self: real(self) + (b"#" if self.name == "nss.py" else b""))
-    assert run.fingerprint("piqe") != before["piqe"] and run.fingerprint("psnr") == before["psnr"]
+    assert fingerprint("piqe") != before["piqe"] and fingerprint("psnr") == before["psnr"]
 
 
 def test_evaluate_refuses_to_overwrite(tmp_path, cli):

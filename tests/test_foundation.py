@@ -105,7 +105,7 @@ def test_metric_input_errors():
 
 
 def test_registry_entries_are_complete():
-    for name in iqarena.list_metrics():
+    for name in iqarena.list_metrics(family="metric"):
         info = iqarena.get_info(name)
         assert name == name.lower() and " " not in name
         assert info.kind in ("fr", "nr") and info.paper and info.code and info.colour

@@ -7,7 +7,7 @@ import pkgutil
 
 import typer
 
-from ..errors import InputError, IQAError
+from ..errors import IQAError
 
 app = typer.Typer(help="iqarena: perceptual image quality assessment.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)

@@ -3,7 +3,6 @@ predictions, then write the benchmark report (Table 1, significance, Figures 3 a
 
 from __future__ import annotations
 
-import hashlib
 import shlex
 import sys
 from enum import Enum
@@ -13,13 +12,11 @@ from typing import List, Optional
 import typer
 
 from ..errors import InputError
+from ..evaluate.stats import MAPPINGS
 
 
-class MappingChoice(str, Enum):
-    poly3 = "poly3"
-    logistic4 = "logistic4"
-    logistic5 = "logistic5"
-    linear = "linear"
+#: the mappings of the statistics module, as command-line choices
+MappingChoice = Enum("MappingChoice", {m: m for m in MAPPINGS}, type=str)
 
 
 class Unit(str, Enum):
@@ -69,7 +66,7 @@ def register(app: typer.Typer) -> None:
                                                       help="the --predictions scores are lower-is-better"),
         output: Optional[Path] = typer.Option(None, "--output", "-o", help="report folder (default "
                                               "evaluate-DATASET[-SPLIT])"),
-        mapping: MappingChoice = typer.Option(MappingChoice.poly3, "--mapping", help="fit before PLCC"),
+        mapping: MappingChoice = typer.Option("poly3", "--mapping", help="fit before PLCC"),
         n_boot: int = typer.Option(1000, "--bootstrap", min=0, help="bootstrap resamples for the intervals (0: none)"),
         unit: Unit = typer.Option(Unit.image, "--bootstrap-by", help="resample images, or whole reference contents"),
         seed: int = typer.Option(0, "--seed", help="bootstrap seed"),
@@ -80,29 +77,26 @@ def register(app: typer.Typer) -> None:
                                              help="CLIVE: keep the 7 rater-training images t1..t7"),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="images per batch"),
+        executor: str = typer.Option("local", "--executor", help="where to score: local (more by plugins)"),
+        store: Optional[Path] = typer.Option(None, "--store", help="score store folder (default $IQARENA_STORE, "
+                                             "else the cache's scores/), shared by every run"),
         plots: bool = typer.Option(True, "--plots/--no-plots", help="draw the figures"),
         overwrite: bool = typer.Option(False, "--overwrite", help="allow replacing the report of another run"),
     ) -> None:
         """Benchmark metrics (and external predictions) on a dataset: NTIRE 2021 Table 1 and figures."""
-        from ..datasets import ALIASES, load_dataset
+        from ..datasets import DATASETS, load_dataset
         from ..datasets.base import Dataset
         from ..datasets.table import read_rows
-        from ..evaluate.report import Scores, analyse, write_report
-        from ..evaluate.run import (match_predictions, prepare_output, read_predictions, refresh_fingerprints,
-                                    score_dataset, write_run_file)
-        from ..metrics import get_info
-        from .score import available_metrics
+        from ..evaluate.benchmark import Predictions, benchmark
+        from ..execution import ScoreStore, get_executor
 
-        if not metric and not predictions:
-            raise InputError("nothing to evaluate: give metrics (-m NAME, -m all) and/or --predictions FILE.")
         options = {}
-        key = ALIASES.get(dataset.lower(), dataset.lower()) if dataset else None
-        if key == "clive" and training_images:
+        if dataset and DATASETS.resolve(dataset) == "clive" and training_images:
             options["training"] = True
         if dataset is not None:
             ds = load_dataset(dataset, root, split=split, labels=labels, seed=split_seed,
                               fractions=_fractions(split_fractions), **options)
-            if key == "csv" and labels_lower_better:
+            if DATASETS.resolve(dataset) == "csv" and labels_lower_better:
                 from dataclasses import replace
 
                 ds = replace(ds, higher_better=False)
@@ -114,44 +108,13 @@ def register(app: typer.Typer) -> None:
                          score_name="score", notes=(f"labels from {labels.name}",))
         else:
             raise InputError("no labels: give --dataset NAME --root PATH, or --labels FILE with --predictions.")
-        if len(ds) < 5:
-            raise InputError(f"{ds.describe()}: at least 5 labelled images are needed for the statistics.")
-
-        names = []
-        for m in metric:
-            if m == "all":
-                names += available_metrics(None if ds.has_reference else "nr")
-            else:
-                names.append(get_info(m).name)
-        names = list(dict.fromkeys(names))
-
         out = output or Path(f"evaluate-{ds.name}" + (f"-{ds.split}" if ds.split else ""))
-        # what the folder's cached scores belong to: the rows themselves, wherever the dataset lies
-        rows_hash = hashlib.sha256("\n".join(f"{r.dist},{r.ref},{r.score!r}" for r in ds.rows)
-                                   .encode()).hexdigest()[:16]
-        identity = {"dataset": ds.name, "split": ds.split, "images": len(ds), "rows": rows_hash,
-                    "options": options}
-        resumed = prepare_output(out, identity, overwrite)
+        preds = [Predictions(n, p, not predictions_lower_better) for n, p in _prediction_sources(predictions)]
         command = "iqarena " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        prints, stale = refresh_fingerprints(out, names)
-        write_run_file(out, identity, {"command": command, "root": str(ds.root), "metrics": names,
-                                       "fingerprints": prints})
-        typer.echo(f"{ds.describe()}; {'resuming' if resumed else 'writing'} {out}", err=True)
-        if stale:
-            typer.echo(f"the code of {', '.join(stale)} changed since its scores were cached: scoring again", err=True)
-
-        columns = []
-        if names:
-            scores = score_dataset(ds, names, out, device=device, batch_size=batch_size, progress=True)
-            for n in names:
-                info = get_info(n)
-                columns.append(Scores(n, scores[n], info.higher_better, info.kind))
-        for name, path in _prediction_sources(predictions):
-            values = match_predictions(ds, read_predictions(path), str(path))
-            columns.append(Scores(name, values, not predictions_lower_better, "external"))
-
-        rep = analyse(ds, columns, mapping=mapping.value, n_boot=n_boot, seed=seed, level=level,
-                      cluster_by_reference=unit is Unit.reference)
-        write_report(rep, out, command=command, plots=plots)
+        with get_executor(executor, device=device, batch_size=batch_size) as ex:
+            benchmark(ds, metric, preds, output=out, store=ScoreStore(store), executor=ex, mapping=MappingChoice(mapping).value,
+                      n_boot=n_boot, seed=seed, level=level, cluster_by_reference=unit is Unit.reference,
+                      plots=plots, overwrite=overwrite, command=command, options=options, progress=True,
+                      log=lambda msg: typer.echo(msg, err=True))
         typer.echo((out / "table.md").read_text(), nl=False)
         typer.echo(f"report: {out / 'report.md'}", err=True)

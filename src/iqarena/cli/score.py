@@ -15,9 +15,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..io import collect_pairs, output_path
-from ..metrics import get_info, list_metrics
-from ..scoring import ScoreRow, score_pairs
+from ..execution import Item, ScoreRow, get_executor, score_pairs
+from ..io import Pair, collect_pairs, output_path
+from ..metrics import available_metrics, expand_metrics, get_info, list_metrics
 
 
 class Format(str, Enum):
@@ -26,22 +26,9 @@ class Format(str, Enum):
     json = "json"
 
 
-def available_metrics(kind: str | None = None) -> list[str]:
-    """Registered metrics whose parameter files are present (all of them, for parameter-free ones)."""
-    from ..metrics.registry import is_available
-
-    return [n for n in list_metrics(kind) if is_available(get_info(n))]
-
-
-def _expand(names: list[str], have_ref: bool) -> list[str]:
-    out: list[str] = []
-    for n in names:
-        if n == "all":
-            out += available_metrics(None if have_ref else "nr")
-        else:
-            get_info(n)
-            out.append(n)
-    return list(dict.fromkeys(out))
+def items_of(pairs: list[Pair]) -> list[Item]:
+    """Scoring items named by their distorted file's path."""
+    return [Item(str(p.dist), p.dist, p.ref) for p in pairs]
 
 
 def _render(rows: list[ScoreRow], fmt: Format) -> str:
@@ -104,15 +91,17 @@ def register(app: typer.Typer) -> None:
         fmt: Format = typer.Option(Format.table, "--format", help="output format"),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="images per batch"),
+        executor: str = typer.Option("local", "--executor", help="where to score: local (more by plugins)"),
         output: Optional[Path] = typer.Option(None, "--output", "-o", help="write to this file instead of the screen"),
         overwrite: bool = typer.Option(False, "--overwrite", help="allow replacing an existing --output file"),
     ) -> None:
         """Score distorted images (against references) with one or more metrics."""
         if output is not None:
             output_path(output, overwrite)
-        items = collect_pairs(dist, ref, pairs)
-        names = _expand(metric, have_ref=all(p.ref is not None for p in items))
-        rows = score_pairs(items, names, device=device, batch_size=batch_size, progress=len(items) > 1)
+        items = items_of(collect_pairs(dist, ref, pairs))
+        names = expand_metrics(metric, have_ref=all(it.ref is not None for it in items))
+        with get_executor(executor, device=device, batch_size=batch_size) as ex:
+            rows = score_pairs(items, names, executor=ex, progress=len(items) > 1)
         text = _render(rows, fmt)
         if output is None:
             typer.echo(text, nl=False)
@@ -125,7 +114,7 @@ def register(app: typer.Typer) -> None:
         """Score the bundled sample (five TID2013 pairs) with every available metric."""
         sample = resources.files("iqarena") / "sample"
         with resources.as_file(sample) as root:
-            items = collect_pairs(root / "dist", root / "ref")
+            items = items_of(collect_pairs(root / "dist", root / "ref"))
             names = available_metrics()
             typer.echo(f"scoring {len(items)} sample pairs with {len(names)} metrics: {', '.join(names)}", err=True)
             rows = score_pairs(items, names, device=device, batch_size=8)

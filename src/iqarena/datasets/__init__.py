@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import InputError
+from ..registry import Registry
 from .base import Dataset, Row, split_by_reference
 from .classic import read_csiq, read_kadid10k, read_live, read_tid2008, read_tid2013
 from .pipal import read_pipal
@@ -33,19 +34,20 @@ class Reader:
     full_reference: bool = True
 
 
-READERS: dict[str, Reader] = {r.name: r for r in (
-    Reader("pipal", read_pipal, "PIPAL / NTIRE 2021 (Elo MOS)", ("train", "val", "test")),
-    Reader("tid2013", read_tid2013, "TID2013 (MOS)"),
-    Reader("tid2008", read_tid2008, "TID2008 (MOS)"),
-    Reader("live", read_live, "LIVE release 2 (DMOS)"),
-    Reader("csiq", read_csiq, "CSIQ (DMOS)"),
-    Reader("kadid10k", read_kadid10k, "KADID-10k (DCR MOS)"),
-    Reader("clive", read_clive, "LIVE-Challenge (MOS)", full_reference=False),
-    Reader("koniq10k", read_koniq10k, "KonIQ-10k (MOS)", ("train", "val", "test"), full_reference=False),
-    Reader("csv", read_csv_dataset, "any label table (CSV or name,score lines)", full_reference=False),
-)}
-ALIASES = {"kadid": "kadid10k", "kadid-10k": "kadid10k", "livec": "clive", "live-challenge": "clive",
-           "koniq": "koniq10k", "koniq-10k": "koniq10k", "live2": "live"}
+DATASETS: Registry[Reader] = Registry("dataset", group="iqarena.datasets", listing="`iqarena evaluate --help`")
+for _r, _aliases in (
+    (Reader("pipal", read_pipal, "PIPAL / NTIRE 2021 (Elo MOS)", ("train", "val", "test")), ("ntire2021",)),
+    (Reader("tid2013", read_tid2013, "TID2013 (MOS)"), ()),
+    (Reader("tid2008", read_tid2008, "TID2008 (MOS)"), ()),
+    (Reader("live", read_live, "LIVE release 2 (DMOS)"), ("live2",)),
+    (Reader("csiq", read_csiq, "CSIQ (DMOS)"), ()),
+    (Reader("kadid10k", read_kadid10k, "KADID-10k (DCR MOS)"), ("kadid", "kadid-10k")),
+    (Reader("clive", read_clive, "LIVE-Challenge (MOS)", full_reference=False), ("livec", "live-challenge")),
+    (Reader("koniq10k", read_koniq10k, "KonIQ-10k (MOS)", ("train", "val", "test"), full_reference=False),
+     ("koniq", "koniq-10k")),
+    (Reader("csv", read_csv_dataset, "any label table (CSV or name,score lines)", full_reference=False), ()),
+):
+    DATASETS.add(_r.name, _r, aliases=_aliases)
 
 
 def load_dataset(name: str, root: str | Path | None = None, *, split: str | None = None,
@@ -57,10 +59,8 @@ def load_dataset(name: str, root: str | Path | None = None, *, split: str | None
     ``labels`` is the label file for ``csv`` (required) and PIPAL (optional, a single list file).
     Other keyword ``options`` go to the reader (``realigned`` for LIVE, ``training`` for CLIVE ...).
     """
-    key = ALIASES.get(name.lower(), name.lower())
-    if key not in READERS:
-        raise InputError(f"unknown dataset {name!r}; known: {', '.join(READERS)}.")
-    reader = READERS[key]
+    key = DATASETS.resolve(name)
+    reader = DATASETS[key]
     params = inspect.signature(reader.read).parameters
     unknown = [k for k in options if k not in params]
     if unknown:
@@ -87,6 +87,6 @@ def load_dataset(name: str, root: str | Path | None = None, *, split: str | None
     return split_by_reference(ds, fractions, seed, names)[split]
 
 
-__all__ = ["ALIASES", "Dataset", "READERS", "Reader", "Row", "load_dataset", "read_clive", "read_csiq",
+__all__ = ["DATASETS", "Dataset", "Reader", "Row", "load_dataset", "read_clive", "read_csiq",
            "read_csv_dataset", "read_kadid10k", "read_koniq10k", "read_live", "read_pipal", "read_rows",
            "read_tid2008", "read_tid2013", "split_by_reference"]

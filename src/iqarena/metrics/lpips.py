@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..backbones import VGG16, AlexNet, SqueezeNet11, from_state_dict
+from ..errors import InputError
 from ..weights import load_state_dict
 from .registry import register
 
@@ -72,7 +73,7 @@ class LPIPS(nn.Module):
     def __init__(self, net: str = "alex", backbone: str | Path | None = None, linear: str | Path | None = None):
         super().__init__()
         if net not in _NETS:
-            raise ValueError(f"net must be one of {', '.join(_NETS)}, got {net!r}")
+            raise InputError(f"net must be one of {', '.join(_NETS)}, got {net!r}")
         cls, backbone_name, linear_name = _NETS[net]
         self.net = frozen(from_state_dict(lambda: cls(include_top=False), load_state_dict(backbone or backbone_name),
                                           f"{net} backbone"))

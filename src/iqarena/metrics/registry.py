@@ -1,28 +1,34 @@
-"""The metric registry: one entry per metric, and the module that checks input before scoring.
+"""The metric registry and the module that checks input before scoring.
 
-A metric file defines a pure function over NCHW tensors and registers it::
+Everything that scores images registers here, in one :class:`~iqarena.registry.Registry`: the
+calibrated metrics, the learned models, trained checkpoints and fitted ensembles (``family`` tells
+them apart). A metric file defines a pure function over NCHW tensors and registers it::
 
     @register("ssim", kind="fr", higher_better=True, score_range=(0, 1),
               paper="Wang et al., 2004", code="https://...")
     def ssim(dist, ref, *, ...): ...
 
-A metric that holds parameters (a network) registers an ``nn.Module`` subclass instead; its
-constructor takes the options, its ``forward`` takes ``(dist, ref)`` or ``(dist,)``.
-``create_metric(name)`` returns a :class:`Metric` module that validates inputs (shape, dtype,
-range, NaN, size match) and calls the function or the wrapped module.
+An entry that holds parameters registers an ``nn.Module`` class, or any factory returning a module
+(``module=True``; for example one that loads a checkpoint); its keyword arguments are the options.
+``create_metric(name)`` returns a :class:`Metric` module that validates inputs (shape, dtype, range,
+NaN, size match) and calls the function or the built module. A name that is not registered but is
+the path of an iqarena checkpoint file registers that checkpoint (see ``checkpoint.py``).
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-from dataclasses import dataclass, field
-from typing import Callable, Literal
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Literal
 
 import torch
 from torch import nn
 
 from ..errors import InputError
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -31,12 +37,15 @@ class MetricInfo:
     kind: Literal["fr", "nr"]
     higher_better: bool
     score_range: tuple[float, float]
-    paper: str
-    code: str
-    colour: str
-    target: Callable
-    weights: tuple[str, ...] = ()
+    target: Callable  # the scoring function, or a factory (a module class) building an nn.Module
+    module: bool = False  # True: ``target(**options)`` builds a module; False: ``target(dist, [ref], **options)``
+    paper: str = ""
+    code: str = ""
+    colour: str = ""
+    weights: tuple[str, ...] = ()  # catalogue names of the parameter files it needs
     defaults: dict = field(default_factory=dict)
+    family: str = "metric"  # metric | model | checkpoint | ensemble
+    files: tuple[str, ...] = ()  # user files this entry was made from (a checkpoint): part of its identity
 
     @property
     def needs_ref(self) -> bool:
@@ -48,80 +57,165 @@ class MetricInfo:
         return doc.splitlines()[0] if doc else ""
 
 
-_REGISTRY: dict[str, MetricInfo] = {}
+METRICS: Registry[MetricInfo] = Registry("metric", group="iqarena.metrics", listing="`iqarena metrics`")
 
 
 def register(name: str, *, kind: Literal["fr", "nr"], higher_better: bool, score_range: tuple[float, float],
-             paper: str, code: str, colour: str, weights: tuple[str, ...] = (), **defaults):
-    """Decorator registering a metric function or nn.Module class under ``name``.
+             paper: str = "", code: str = "", colour: str = "", weights: tuple[str, ...] = (),
+             aliases: tuple[str, ...] = (), family: str = "metric", module: bool | None = None, **defaults):
+    """Decorator registering a metric function, an ``nn.Module`` class or a module factory under ``name``.
 
     ``defaults`` are keyword options bound when the metric is created by name (for variants such as
     ``fsimc`` that share a function with ``fsim``). ``colour`` says how colour input is handled.
+    ``module`` (default: whether the target is an ``nn.Module`` class) says that calling the target
+    with the options builds a module.
     """
     if kind not in ("fr", "nr"):
-        raise ValueError("kind must be 'fr' or 'nr'")
+        raise InputError(f"metric {name!r}: kind must be 'fr' or 'nr', got {kind!r}.")
 
     def deco(target):
-        if name in _REGISTRY:
-            raise ValueError(f"metric {name!r} registered twice")
-        _REGISTRY[name] = MetricInfo(name, kind, higher_better, tuple(score_range), paper, code, colour,
-                                     target, tuple(weights), dict(defaults))
+        is_module = module if module is not None else inspect.isclass(target) and issubclass(target, nn.Module)
+        METRICS.add(name, MetricInfo(name, kind, higher_better, tuple(score_range), target, is_module, paper, code,
+                                     colour, tuple(weights), dict(defaults), family), aliases=aliases)
         return target
 
     return deco
 
 
-def list_metrics(kind: str | None = None) -> list[str]:
-    """Names of the registered metrics, sorted; ``kind='fr'`` or ``'nr'`` filters."""
-    return sorted(n for n, i in _REGISTRY.items() if kind is None or i.kind == kind)
+def register_variant(name: str, base: str, *, replace_existing: bool = False, **options) -> MetricInfo:
+    """Register ``base`` with other default options under a new name, at run time: a user's own parameter
+    file (``register_variant("niqe_mine", "niqe", model="mine.mat")``). Files named by options are part
+    of the variant's fingerprint, so scores cached for another file are never reused."""
+    info = get_info(base)
+    _check_options(info, options)
+    files = tuple(str(v) for v in options.values() if isinstance(v, (str, Path)) and Path(v).is_file())
+    new = replace(info, name=name, defaults={**info.defaults, **options}, files=info.files + files)
+    return METRICS.add(name, new, replace=replace_existing)
 
 
-def get_info(name: str) -> MetricInfo:
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise InputError(f"unknown metric {name!r}. `iqarena metrics` lists the available ones: "
-                       f"{', '.join(list_metrics())}.") from None
+def list_metrics(kind: str | None = None, family: str | None = None) -> list[str]:
+    """Names of the registered metrics, sorted; ``kind='fr'``/``'nr'`` and ``family`` filter."""
+    return [n for n, i in METRICS.items() if (kind is None or i.kind == kind) and (family is None or i.family == family)]
 
 
-def check_image(x: torch.Tensor, what: str = "image") -> None:
-    """Raise IQAError unless ``x`` is a finite float NCHW tensor with 1 or 3 channels in [0, 1]."""
+def get_info(name: str | Path) -> MetricInfo:
+    """The entry of a registered name or alias, or of a checkpoint file (registered on first use)."""
+    from .checkpoint import current, register_checkpoint
+
+    key = str(name)
+    if key not in METRICS and Path(key).suffix and Path(key).is_file():
+        return register_checkpoint(key)
+    return current(METRICS.get(key))
+
+
+def is_available(info: MetricInfo) -> bool:
+    """True when every parameter file the metric needs is present (always, for parameter-free metrics)."""
+    if not info.weights:
+        return True
+    from ..weights import is_present  # the parameter-file catalogue
+
+    return all(is_present(w) for w in info.weights)
+
+
+def available_metrics(kind: str | None = None) -> list[str]:
+    """Registered metrics whose parameter files are present."""
+    return [n for n in list_metrics(kind) if is_available(get_info(n))]
+
+
+def expand_metrics(names: list[str], have_ref: bool) -> list[str]:
+    """Names as given, ``all`` replaced by every available metric that fits (no-reference ones only when
+    there are no references), aliases resolved, duplicates dropped, order kept."""
+    out: list[str] = []
+    for n in names:
+        out += available_metrics(None if have_ref else "nr") if n == "all" else [get_info(n).name]
+    return list(dict.fromkeys(out))
+
+
+# ---------------------------------------------------------------- one metric with options
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric and the options it is built with: what a job scores, what a stored score belongs to."""
+
+    name: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    @classmethod
+    def of(cls, name: str | Path, **options) -> "MetricSpec":
+        info = get_info(name)
+        _check_options(info, options)
+        return cls(info.name, tuple(sorted(options.items())))
+
+    @property
+    def info(self) -> MetricInfo:
+        return get_info(self.name)
+
+    @property
+    def options_json(self) -> str:
+        """The options as canonical JSON (``{}`` for none): the store's ``options`` column."""
+        return json.dumps(dict(self.options), sort_keys=True, default=str)
+
+    def build(self, device: str | torch.device = "cpu") -> "Metric":
+        return create_metric(self.name, device=device, **dict(self.options))
+
+    def __str__(self) -> str:
+        return self.name + (f"({', '.join(f'{k}={v!r}' for k, v in self.options)})" if self.options else "")
+
+
+# ---------------------------------------------------------------- input checks and the module
+
+def check_image(x: torch.Tensor, what: str = "image", values: bool = True) -> None:
+    """Raise InputError unless ``x`` is a float NCHW tensor with 1 or 3 channels, and, with ``values``,
+    finite and in [0, 1]. The value check reads the tensor (one device sync); the rest is metadata."""
     if not isinstance(x, torch.Tensor):
         raise InputError(f"{what} must be a torch.Tensor, got {type(x).__name__}.")
     if x.ndim != 4:
         raise InputError(f"{what} must have shape (N, C, H, W), got {tuple(x.shape)}. "
-                       "Add a batch dimension with x.unsqueeze(0).")
+                         "Add a batch dimension with x.unsqueeze(0).")
     if not x.is_floating_point():
         raise InputError(f"{what} has dtype {x.dtype}; metrics take float tensors in [0, 1]. "
-                       "Convert with x.float() / 255 for 8-bit data.")
+                         "Convert with x.float() / 255 for 8-bit data.")
     if x.shape[1] not in (1, 3):
         raise InputError(f"{what} has {x.shape[1]} channels; give 1 (grey) or 3 (RGB).")
     if x.numel() == 0:
         raise InputError(f"{what} is empty: shape {tuple(x.shape)}.")
+    if not values:
+        return
     with torch.no_grad():
-        lo, hi = (v.item() for v in torch.aminmax(x.detach()))  # one pass; NaN propagates into both
+        lo, hi = torch.stack(torch.aminmax(x.detach())).tolist()  # one pass, one sync; NaN propagates into both
     if lo != lo or hi != hi:
         raise InputError(f"{what} contains NaN values.")
     if lo < -1e-6 or hi > 1 + 1e-6:
         raise InputError(f"{what} has values in [{lo:.4g}, {hi:.4g}]; metrics take [0, 1]. "
-                       "Divide 8-bit data by 255.")
+                         "Divide 8-bit data by 255.")
+
+
+Check = Literal["auto", "full", "shape"]
 
 
 class Metric(nn.Module):
-    """A registered metric as a torch module: ``m(dist, ref)`` or ``m(dist)`` -> scores of shape (N,)."""
+    """A registered metric as a torch module: ``m(dist, ref)`` or ``m(dist)`` -> scores of shape (N,).
+
+    ``check``: ``"full"`` checks shapes and values (NaN, range [0, 1]; one device sync per call),
+    ``"shape"`` only shapes and dtypes (no sync: for losses in a training loop), ``"auto"`` (default)
+    is ``"full"`` unless an input requires grad.
+    """
 
     #: images per call on CPU (None: the whole batch at once); every metric scores images independently.
     cpu_chunk: int | None = 1
 
-    def __init__(self, info: MetricInfo, **options):
+    def __init__(self, info: MetricInfo, check: Check = "auto", **options):
         super().__init__()
+        if check not in ("auto", "full", "shape"):
+            raise InputError(f"check must be 'auto', 'full' or 'shape', got {check!r}.")
         self.info = info
+        self.check = check
         opts = {**info.defaults, **options}
-        if inspect.isclass(info.target) and issubclass(info.target, nn.Module):
+        _check_options(info, opts)
+        if info.module:
             self.net = info.target(**opts)
             self.fn = None
         else:
-            _check_options(info, opts)
             self.net = None
             self.fn = functools.partial(info.target, **opts)
 
@@ -130,15 +224,20 @@ class Metric(nn.Module):
         return self.info.name
 
     def forward(self, dist: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
-        check_image(dist, "dist")
+        values = self.check == "full" or (self.check == "auto" and not (
+            dist.requires_grad or (isinstance(ref, torch.Tensor) and ref.requires_grad)))
+        check_image(dist, "dist", values)
         if self.info.needs_ref:
             if ref is None:
                 raise InputError(f"{self.name} is a full-reference metric: call it as metric(dist, ref).")
-            check_image(ref, "ref")
+            check_image(ref, "ref", values)
             if dist.shape != ref.shape:
                 raise InputError(f"dist and ref differ in shape: {tuple(dist.shape)} vs {tuple(ref.shape)}. "
-                               "A full-reference metric needs images of the same size and channels.")
+                                 "A full-reference metric needs images of the same size and channels.")
             args = (dist, ref)
+        elif ref is not None:
+            raise InputError(f"{self.name} is a no-reference metric and takes no reference: call it as "
+                             "metric(dist).")
         else:
             args = (dist,)
         target = self.net if self.net is not None else self.fn
@@ -154,25 +253,25 @@ class Metric(nn.Module):
 
 
 def _check_options(info: MetricInfo, opts: dict) -> None:
+    """InputError naming unknown options (of the function, or of the module factory's constructor)."""
     params = inspect.signature(info.target).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    unknown = [k for k in opts if k not in params]
+    taken = 0 if info.module else 2 if info.needs_ref else 1  # dist (and ref) are not options
+    names = [n for i, (n, p) in enumerate(params.items())
+             if i >= taken and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    unknown = [k for k in opts if k not in names]
     if unknown:
-        known = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY]
-        raise InputError(f"{info.name} has no option {', '.join(map(repr, unknown))}; its options: {', '.join(known)}.")
+        raise InputError(f"{info.name} has no option {', '.join(map(repr, unknown))}; its options: "
+                         f"{', '.join(names) or 'none'}.")
 
 
-def create_metric(name: str, device: str | torch.device = "cpu", **options) -> Metric:
-    """Create a registered metric as a torch module on ``device``; ``options`` override its defaults."""
-    metric = Metric(get_info(name), **options)
+def create_metric(name: str | Path, device: str | torch.device = "cpu", check: Check = "auto",
+                  **options) -> Metric:
+    """Create a registered metric (or a checkpoint file) as a torch module on ``device``; ``options``
+    override its defaults; ``check`` as in :class:`Metric`."""
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise InputError("a CUDA device was asked for, but torch sees none; use the CPU.", option="device")
+    metric = Metric(get_info(name), check=check, **options)
     return metric.to(device).eval()
-
-
-def is_available(info: MetricInfo) -> bool:
-    """True when every parameter file the metric needs is present (always, for parameter-free metrics)."""
-    if not info.weights:
-        return True
-    from ..weights import is_present  # the parameter-file catalogue
-
-    return all(is_present(w) for w in info.weights)

@@ -8,10 +8,10 @@
 See catalogue.py for the entries and store.py for where files are looked for.
 """
 
-from .catalogue import CATALOGUE, WeightFile
+from .catalogue import CATALOGUE, WeightFile, register_weight_file
 from .store import (ENV_HOME, add, cache_dir, check_file, digest, entry, fetch, home, is_present, load_state_dict,
                     locate, missing_message, path_for, read_chainer_hdf5, status, torch_hub_dir)
 
 __all__ = ["CATALOGUE", "ENV_HOME", "WeightFile", "add", "cache_dir", "check_file", "digest", "entry", "fetch",
-           "home", "is_present", "load_state_dict", "locate", "missing_message", "path_for", "read_chainer_hdf5",
+           "home", "is_present", "load_state_dict", "locate", "missing_message", "path_for", "read_chainer_hdf5", "register_weight_file",
            "status", "torch_hub_dir"]

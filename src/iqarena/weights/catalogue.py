@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..registry import Registry
+
 
 @dataclass(frozen=True)
 class WeightFile:
@@ -138,4 +140,12 @@ _ENTRIES = [
                bundled="brisque/allrange", format="text", source="LIVE BRISQUE release", used_by=("brisque",)),
 ]
 
-CATALOGUE: dict[str, WeightFile] = {e.name: e for e in _ENTRIES}
+CATALOGUE: Registry[WeightFile] = Registry("parameter file", group="iqarena.weights",
+                                           listing="`iqarena weights list`")
+for _e in _ENTRIES:
+    CATALOGUE.add(_e.name, _e)
+
+
+def register_weight_file(entry: WeightFile, replace: bool = False) -> WeightFile:
+    """Add a parameter file to the catalogue at run time (a plugin's or a user's published file)."""
+    return CATALOGUE.add(entry.name, entry, replace=replace)

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError, IQAError, ResourceError
+from ..io import atomic_output
 from .catalogue import CATALOGUE, WeightFile
 
 ENV_HOME = "IQARENA_HOME"
@@ -52,11 +53,7 @@ def torch_hub_dir() -> Path:
 
 
 def entry(name: str) -> WeightFile:
-    try:
-        return CATALOGUE[name]
-    except KeyError:
-        raise InputError(f"unknown parameter file {name!r}. `iqarena weights list` shows the catalogue: "
-                       f"{', '.join(sorted(CATALOGUE))}.") from None
+    return CATALOGUE.get(name)
 
 
 def candidates(e: WeightFile) -> list[Path]:
@@ -299,12 +296,6 @@ def add(name: str, src: str | Path, overwrite: bool = False) -> Path:
         if not overwrite:
             raise InputError(f"{dest} exists and differs from {src}; allow replacing it (overwrite=True).",
                              option="overwrite")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmpname = tempfile.mkstemp(prefix=e.filename + ".", suffix=".part", dir=dest.parent)
-    os.close(fd)
-    try:
-        shutil.copyfile(src, tmpname)
-        os.replace(tmpname, dest)
-    finally:
-        Path(tmpname).unlink(missing_ok=True)
+    with atomic_output(dest) as tmp:
+        shutil.copyfile(src, tmp)
     return dest

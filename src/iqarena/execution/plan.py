@@ -1,0 +1,78 @@
+"""Planning: what is left to score, cut into jobs.
+
+An :class:`Item` is one image to score (and its reference); a :class:`Job` scores a few items with a
+few metrics, each under its store :class:`~iqarena.execution.store.Key`. ``plan`` asks the store what
+it holds already and makes jobs only for the rest: items missing the same metrics travel together,
+so every image is decoded once per job for all of its metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from ..metrics import MetricSpec, fingerprint
+from .store import Key, ScoreStore
+
+
+@dataclass(frozen=True)
+class Item:
+    """One image to score. ``key`` names it in the store and in results (a dataset-relative path)."""
+
+    key: str
+    dist: Path
+    ref: Path | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """Score ``items`` with ``metrics``; ``keys[j]`` is where the scores of ``metrics[j]`` are stored."""
+
+    metrics: tuple[MetricSpec, ...]
+    keys: tuple[Key, ...]
+    items: tuple[Item, ...]
+
+    @property
+    def size(self) -> int:
+        """Scores this job yields."""
+        return len(self.items) * len(self.metrics)
+
+
+@dataclass(frozen=True)
+class JobResult:
+    """``scores[j][i]``: the score of ``job.items[i]`` under ``job.metrics[j]``."""
+
+    job: Job
+    scores: tuple[np.ndarray, ...]
+
+
+def store_key(dataset: str, spec: MetricSpec) -> Key:
+    """The store key of ``spec``'s scores on ``dataset`` as the code and files are today."""
+    return Key(dataset, spec.name, fingerprint(spec), spec.options_json)
+
+
+def plan(items: Sequence[Item], metrics: Sequence[MetricSpec], *, dataset: str = "", store: ScoreStore | None = None,
+         chunk: int = 64) -> list[Job]:
+    """Jobs of at most ``chunk`` items scoring what ``store`` (if any) does not hold yet."""
+    if chunk < 1:
+        raise InputError(f"chunk must be at least 1, got {chunk}.")
+    fr = [m.name for m in metrics if m.info.needs_ref]
+    if fr:
+        lacking = next((it for it in items if it.ref is None), None)
+        if lacking is not None:
+            raise InputError(f"full-reference metrics ({', '.join(fr)}) need a reference for every image, and "
+                             f"{lacking.dist} has none. Give references, or choose no-reference metrics.",
+                             option="ref")
+    keys = {m: store_key(dataset, m) for m in metrics}
+    done = {m: store.done(keys[m]) for m in metrics} if store is not None else {m: set() for m in metrics}
+    groups: dict[tuple[MetricSpec, ...], list[Item]] = {}
+    for it in items:
+        missing = tuple(m for m in metrics if it.key not in done[m])
+        if missing:
+            groups.setdefault(missing, []).append(it)
+    return [Job(ms, tuple(keys[m] for m in ms), tuple(group[i:i + chunk]))
+            for ms, group in groups.items() for i in range(0, len(group), chunk)]
