@@ -67,8 +67,12 @@ def plan(items: Sequence[Item], metrics: Sequence[MetricSpec], *, dataset: str =
             raise InputError(f"full-reference metrics ({', '.join(fr)}) need a reference for every image, and "
                              f"{lacking.dist} has none. Give references, or choose no-reference metrics.",
                              option="ref")
-    keys = {m: store_key(dataset, m) for m in metrics}
-    done = {m: store.done(keys[m]) for m in metrics} if store is not None else {m: set() for m in metrics}
+    if store is not None:
+        keys = {m: store_key(dataset, m) for m in metrics}
+        done = {m: store.done(keys[m]) for m in metrics}
+    else:  # nothing stored: no fingerprints to compute
+        keys = {m: Key(dataset, m.name, "", m.options_json) for m in metrics}
+        done = {m: set() for m in metrics}
     groups: dict[tuple[MetricSpec, ...], list[Item]] = {}
     for it in items:
         missing = tuple(m for m in metrics if it.key not in done[m])

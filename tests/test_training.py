@@ -1,0 +1,259 @@
+"""The learning framework on tiny models and synthetic data: the loss falls, checkpoints are metrics,
+a killed run resumes exactly, two torchrun processes equal one, predictions make a valid submission,
+and bad configs say what is wrong."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from typer.testing import CliRunner
+
+import iqarena
+from iqarena import InputError
+from iqarena.cli import app
+from iqarena.models.config import Config, load_config, parse_flags
+from iqarena.models.train import lr_factor, train
+from iqarena.submission import check_submission
+
+HELPERS = Path(__file__).parent / "helpers"
+sys.path.insert(0, str(HELPERS.parent))
+from helpers import tiny_models  # noqa: E402,F401  (registers tiny_fr and tiny_nr)
+
+
+def _tiny_set(root: Path, refs: int = 6, per_ref: int = 6, size: int = 24) -> Path:
+    """A csv dataset: noisy copies of smooth references, the label falling with the noise level."""
+    rng = np.random.default_rng(0)
+    (root / "img").mkdir(parents=True, exist_ok=True)
+    lines = ["dist,ref,score"]
+    for r in range(refs):
+        yy, xx = np.mgrid[0:size, 0:size] / size
+        base = np.stack([np.sin(3 * xx + r), np.cos(2 * yy - r), xx * yy], -1) * 0.3 + 0.5
+        Image.fromarray((base * 255).astype(np.uint8)).save(root / "img" / f"r{r}.png")
+        for k in range(per_ref):
+            sigma = 0.02 + 0.05 * k
+            img = np.clip(base + rng.normal(0, sigma, base.shape), 0, 1)
+            Image.fromarray((img * 255).astype(np.uint8)).save(root / "img" / f"r{r}_d{k}.png")
+            lines.append(f"img/r{r}_d{k}.png,img/r{r}.png,{80 - 10 * k + rng.normal(0, 1):.3f}")
+    (root / "labels.csv").write_text("\n".join(lines) + "\n")
+    return root / "labels.csv"
+
+
+def _config(tmp_path: Path, labels: Path, **over) -> Config:
+    flags = {"model.name": "tiny_fr", "data.dataset": "csv", "data.labels": str(labels), "data.crop": "16",
+             "data.batch_size": "4", "data.fractions": "[0.67, 0.33]", "train.epochs": "3",
+             "train.out": str(tmp_path / "run"), "train.loss": "plcc+0.1*l1", "optim.lr": "0.01",
+             "optim.warmup_epochs": "0.5", "train.progress": "false", **over}
+    return load_config(None, flags)
+
+
+@pytest.fixture
+def labels(tmp_path):
+    return _tiny_set(tmp_path / "data")
+
+
+def _rows(path: Path) -> list[dict]:
+    with path.open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_loss_falls_and_checkpoints_are_metrics(tmp_path, labels):
+    cfg = _config(tmp_path, labels, **{"train.epochs": "8", "optim.lr": "0.05"})
+    res = train(cfg, log=lambda m: None)
+    out = tmp_path / "run"
+    for name in ("last.pt", "best.pt", "steps.csv", "epochs.csv", "curves.png", "config.json"):
+        assert (out / name).is_file(), name
+    epochs = _rows(out / "epochs.csv")
+    assert len(epochs) == 8
+    first, last = float(epochs[0]["train_loss"]), float(epochs[-1]["train_loss"])
+    assert last < first * 0.7, (first, last)
+    assert res.best_main == max(float(e["val_main"]) for e in epochs) and res.best_main > 1.8
+    # the best checkpoint is a metric: by path, through create_metric and the CLI, equal to the validation
+    m = iqarena.create_metric(str(out / "best.pt"))
+    assert m.info.family == "checkpoint" and m.info.kind == "fr"
+    d = iqarena.read_image(labels.parent / "img" / "r0_d5.png")[None]
+    r = iqarena.read_image(labels.parent / "img" / "r0.png")[None]
+    good = iqarena.read_image(labels.parent / "img" / "r0_d0.png")[None]
+    with torch.no_grad():
+        assert float(m(good, r)) > float(m(d, r))  # learned: less noise scores higher
+    res = CliRunner().invoke(app, ["score", "-m", str(out / "best.pt"), "--dist", str(labels.parent / "img" /
+                                                                                        "r0_d5.png"),
+                                   "--ref", str(labels.parent / "img" / "r0.png"), "--format", "csv"])
+    assert res.exit_code == 0, res.output
+    with torch.no_grad():
+        expect = float(m(d, r))
+    assert float(res.output.strip().splitlines()[-1].split(",")[-1]) == pytest.approx(expect, rel=1e-6)
+    # a second run into the same folder is refused; nothing is lost
+    with pytest.raises(InputError, match="not empty"):
+        train(cfg, log=lambda m: None)
+
+
+_RUNNER = """
+import sys
+sys.path.insert(0, {helpers!r})
+import helpers.tiny_models
+from iqarena.cli import main
+main()
+"""
+
+
+def _runner(tmp_path: Path) -> Path:
+    path = tmp_path / "run_iqarena.py"
+    path.write_text(_RUNNER.format(helpers=str(HELPERS.parent)))
+    return path
+
+
+def _flags(cfg_over: dict) -> list[str]:
+    return [a for k, v in cfg_over.items() for a in (f"--{k}", v)]
+
+
+def test_a_killed_run_resumes_exactly(tmp_path, labels):
+    over = {"train.save_every": "2", "train.epochs": "4", "data.crops_per_image": "2", "model.options":
+            "{dropout = 0.3}"}
+    whole = _config(tmp_path / "a", labels, **over)
+    train(whole, log=lambda m: None)
+    steps_whole = _rows(tmp_path / "a" / "run" / "steps.csv")
+    assert len(steps_whole) == 4 * 6  # 24 training images, batches of 4
+
+    # the same run in another process, killed with SIGKILL after its 7th step (mid-epoch), then resumed
+    out = tmp_path / "b" / "run"
+    flags = _flags({"model.name": "tiny_fr", "data.dataset": "csv", "data.labels": str(labels), "data.crop": "16",
+                    "data.batch_size": "4", "data.fractions": "[0.67, 0.33]", "train.out": str(out),
+                    "train.loss": "plcc+0.1*l1", "optim.lr": "0.01", "optim.warmup_epochs": "0.5",
+                    "train.progress": "false", **over})
+    proc = subprocess.Popen([sys.executable, str(_runner(tmp_path)), "train", *flags], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if (out / "steps.csv").is_file() and len((out / "steps.csv").read_text().splitlines()) > 7:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(_rows(out / "steps.csv")) < len(steps_whole)
+    res = subprocess.run([sys.executable, str(_runner(tmp_path)), "train", *flags, "--resume"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    steps = _rows(out / "steps.csv")
+    assert [(s["step"], s["loss"], s["lr"]) for s in steps] == [(s["step"], s["loss"], s["lr"]) for s in steps_whole]
+    a = torch.load(tmp_path / "a" / "run" / "last.pt", weights_only=True)["state_dict"]
+    b = torch.load(out / "last.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert _rows(out / "epochs.csv") and [e["val_main"] for e in _rows(out / "epochs.csv")] == \
+        [e["val_main"] for e in _rows(tmp_path / "a" / "run" / "epochs.csv")]
+    # resuming with other settings is refused
+    res = subprocess.run([sys.executable, str(_runner(tmp_path)), "train", *flags, "--optim.lr", "0.5", "--resume"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "optim.lr" in res.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("loss", ["l1", "plcc+0.1*l1"])
+def test_two_torchrun_processes_equal_one(tmp_path, labels, loss):
+    over = {"model.name": "tiny_fr", "model.options": "{dropout = 0.0}", "data.dataset": "csv",
+            "data.labels": str(labels), "data.crop": "16", "data.flip": "false", "data.batch_size": "4",
+            "data.fractions": "[0.67, 0.33]", "train.epochs": "2", "train.loss": loss, "optim.lr": "0.01",
+            "optim.optimizer": "sgd",
+            "train.progress": "false"}
+    single = load_config(None, {**over, "train.out": str(tmp_path / "one")})
+    train(single, log=lambda m: None)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "IQARENA_DDP_BACKEND": "gloo"}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(_runner(tmp_path)),
+                          "train", *_flags({**over, "train.out": str(tmp_path / "two")})],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert res.returncode == 0, res.stderr[-3000:]
+    a = torch.load(tmp_path / "one" / "last.pt", weights_only=True)["state_dict"]
+    b = torch.load(tmp_path / "two" / "last.pt", weights_only=True)["state_dict"]
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6)
+    la = [float(s["loss"]) for s in _rows(tmp_path / "one" / "steps.csv")]
+    lb = [float(s["loss"]) for s in _rows(tmp_path / "two" / "steps.csv")]
+    np.testing.assert_allclose(la, lb, rtol=1e-5)
+
+
+def test_predict_writes_output_and_a_valid_submission(tmp_path, labels):
+    train(_config(tmp_path, labels, **{"train.epochs": "1"}), log=lambda m: None)
+    ckpt = tmp_path / "run" / "best.pt"
+    runner = CliRunner()
+    out, sub = tmp_path / "output.txt", tmp_path / "sub.zip"
+    res = runner.invoke(app, ["predict", str(ckpt), "--dataset", "csv", "--labels", str(labels), "-o", str(out),
+                              "--submission", str(sub), "--test-crop", "16", "--description", "tiny"])
+    assert res.exit_code == 0, res.output
+    lines = out.read_text().splitlines()
+    assert len(lines) == 36 and lines[0].startswith("r0_d0.png,")
+    names = [ln.split(",")[0] for ln in lines]
+    checked = check_submission(sub, names)
+    assert checked.readme.runtime > 0 and not checked.readme.gpu and checked.readme.description == "tiny"
+    np.testing.assert_array_equal(checked.scores, [float(ln.split(",")[1]) for ln in lines])
+    # the five-crop ensemble is the mean of the five crops' scores
+    m = iqarena.create_metric(str(ckpt), test_crop=16)
+    d = iqarena.read_image(labels.parent / "img" / "r1_d2.png")[None]
+    r = iqarena.read_image(labels.parent / "img" / "r1.png")[None]
+    with torch.no_grad():
+        crops = [m.net.score(d[..., y:y + 16, x:x + 16], r[..., y:y + 16, x:x + 16])
+                 for y, x in ((0, 0), (0, 8), (8, 0), (8, 8), (4, 4))]
+        assert float(m(d, r)) == pytest.approx(float(torch.stack(crops).mean()), rel=1e-6)
+    assert float(lines[names.index("r1_d2.png")].split(",")[1]) == pytest.approx(float(m(d, r)), rel=1e-6)
+    with zipfile.ZipFile(sub) as zf:
+        assert sorted(zf.namelist()) == ["output.txt", "readme.txt"]
+    res = runner.invoke(app, ["predict", str(ckpt), "--dataset", "csv", "--labels", str(labels), "-o", str(out)])
+    assert res.exit_code != 0 and isinstance(res.exception, InputError)  # exists: not overwritten
+
+
+def test_bad_configs_say_what(tmp_path, labels):
+    with pytest.raises(InputError, match=r"unknown key 'optim.lrr'\. Did you mean 'optim.lr'"):
+        load_config(None, {"optim.lrr": "1"})
+    with pytest.raises(InputError, match="train.epochs: 'two' is not a valid value"):
+        load_config(None, {"train.epochs": "two"})
+    with pytest.raises(InputError, match="train.epochs: expected int, got float"):
+        load_config(None, {"train.epochs": "2.5"})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[optim]\nlr = 0.1\n[trian]\nepochs = 1\n")
+    with pytest.raises(InputError, match="unknown key 'trian'. Did you mean 'train'"):
+        load_config(bad)
+    with pytest.raises(InputError, match="unexpected argument"):
+        parse_flags(["lr", "1"])
+    assert parse_flags(["--optim.lr=0.5", "--data.flip", "--train.epochs", "3"]) == \
+        {"optim.lr": "0.5", "data.flip": "true", "train.epochs": "3"}
+    with pytest.raises(InputError, match="larger than"):
+        train(_config(tmp_path, labels, **{"data.crop": "64"}), log=lambda m: None)
+    with pytest.raises(InputError, match="has no images"):
+        train(_config(tmp_path / "x", labels, **{"data.fractions": "[1.0, 0.0]"}), log=lambda m: None)
+    with pytest.raises(InputError, match="function metric with nothing to train"):
+        train(_config(tmp_path / "y", labels, **{"model.name": "psnr"}), log=lambda m: None)
+    with pytest.raises(InputError, match="no reference images"):
+        nr_labels = labels.parent / "nr.csv"
+        nr_labels.write_text("\n".join(ln.split(",")[0] + "," + ln.split(",")[2] for ln in
+                                       labels.read_text().splitlines()[1:]) + "\n")
+        train(_config(tmp_path / "z", nr_labels), log=lambda m: None)
+    nan = labels.parent / "nan.csv"
+    nan.write_text(labels.read_text().replace(labels.read_text().splitlines()[3].split(",")[2], "nan", 1))
+    with pytest.raises(InputError, match="not finite"):
+        train(_config(tmp_path / "w", nan), log=lambda m: None)
+
+
+def test_schedules():
+    cfg = Config()
+    cfg.train.epochs, cfg.optim.warmup_epochs, cfg.optim.schedule = 10, 1, "cosine"
+    assert lr_factor(0, 10, cfg) == pytest.approx(0.1) and lr_factor(9, 10, cfg) == pytest.approx(1.0)
+    assert lr_factor(10, 10, cfg) == pytest.approx(1.0) and lr_factor(55, 10, cfg) == pytest.approx(0.5)
+    assert lr_factor(100, 10, cfg) == pytest.approx(0.0)
+    cfg.optim.schedule, cfg.optim.warmup_epochs, cfg.optim.step_epochs, cfg.optim.gamma = "step", 0, 3, 0.5
+    assert [lr_factor(s, 10, cfg) for s in (0, 29, 30, 65)] == [1.0, 1.0, 0.5, 0.25]
