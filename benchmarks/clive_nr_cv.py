@@ -3,7 +3,7 @@ baseline, on the same folds.
 
     .venv/bin/python benchmarks/clive_nr_cv.py --config configs/iqarena_nr_clive.toml --json out.json
 
-Folds: a seeded 5-fold split of the photos (``iqarena.models.data.fold_split``, seed 0; CLIVE has no
+Folds: a seeded 5-fold split of all 937 photos (``iqarena.models.data.fold_split``, seed 0; CLIVE has no
 references, so each photo is its own content). For every fold:
 
 - iqarena_nr: ``iqarena.models.train.train`` with ``data.fold = k`` as the config says; the score is
@@ -31,9 +31,9 @@ import numpy as np
 import torch
 
 from iqarena.evaluate import evaluate
-from iqarena.metrics import MetricSpec, fingerprint
+from iqarena.metrics import MetricSpec, fingerprint, get_info
 from iqarena.models.config import load_config
-from iqarena.models.data import fold_split, load_splits
+from iqarena.models.data import load_splits
 from iqarena.models.train import train
 from iqarena.weights import home
 
@@ -68,8 +68,6 @@ def main() -> None:
         last = dict(zip(rows[0].split(","), rows[-1].split(",")))
         # the model's out-of-fold predictions, for the pooled figures
         blob = torch.load(Path(cfg.train.out) / "last.pt", weights_only=True)
-        from iqarena.metrics import get_info
-
         net = get_info(cfg.model.name).target(**cfg.model.options)
         net.load_state_dict(blob["state_dict"])
         net.eval()

@@ -384,3 +384,22 @@ def test_predictions_against_labels(tmp_path, cli):
     short.write_text("\n".join(sub.read_text().splitlines()[:-3]) + "\n")
     res = cli("evaluate", "--labels", labels, "-p", short, "-o", tmp_path / "rep2", "--bootstrap", "0")
     assert res.exit_code != 0 and "no score for 3 of the 80" in str(res.exception)
+
+
+def test_predictions_on_a_live_layout_match_by_relative_path(tmp_path, cli):
+    """LIVE names its images img1.bmp in every distortion folder: bare names are ambiguous (an error, not one
+    prediction reused for several images); relative paths match each image once."""
+    folders = ("jp2k", "jpeg", "wn", "gblur", "fastfading")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("dist,score\n" + "".join(f"{f}/img{i}.bmp,{10 * k + i}\n"
+                                                for k, f in enumerate(folders) for i in range(1, 3)))
+    bare = tmp_path / "bare.txt"
+    bare.write_text("".join(f"img{i}.bmp,{i}\n" for i in range(1, 3)))
+    res = cli("evaluate", "--labels", labels, "-p", bare, "-o", tmp_path / "rep", "--bootstrap", "0", "--no-plots")
+    assert res.exit_code != 0 and "ambiguous" in str(res.exception) and "jp2k/img1.bmp" in str(res.exception)
+    good = tmp_path / "good.txt"
+    good.write_text("".join(f"{f}/img{i}.bmp,{10 * k + i + 0.5 * (i == 2)}\n"
+                            for k, f in enumerate(folders) for i in range(1, 3)))
+    res = cli("evaluate", "--labels", labels, "-p", good, "-o", tmp_path / "rep", "--bootstrap", "0", "--no-plots")
+    assert res.exit_code == 0, res.output
+    assert float(_table(tmp_path / "rep")["good"]["srcc"]) == pytest.approx(1.0)

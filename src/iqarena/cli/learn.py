@@ -30,6 +30,20 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"best validation main score {res.best_main:.4f} at epoch {res.best_epoch}; "
                    f"checkpoints in {res.out} (best.pt, last.pt)", err=True)
 
+    @app.command("export")
+    def export_cmd(
+        checkpoint: Path = typer.Argument(..., help="a run's checkpoint (best.pt or last.pt)"),
+        output: Path = typer.Option(..., "--output", "-o", help="the file of the trained part"),
+        full_precision: bool = typer.Option(False, "--float32", help="keep float32 (default: float16 weights)"),
+        overwrite: bool = typer.Option(False, "--overwrite"),
+    ) -> None:
+        """Write the trained part of a checkpoint (what differs from the pretrained trunk): a model's
+        trained=FILE option loads it."""
+        from ..models.train import export_trained
+
+        path = export_trained(checkpoint, output, half=not full_precision, overwrite=overwrite)
+        typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)", err=True)
+
     @app.command("predict")
     def predict_cmd(
         model: str = typer.Argument(..., help="a checkpoint (run/best.pt) or a registered model or metric name"),

@@ -19,9 +19,10 @@ from ..io import read_image
 from .config import DataConfig
 
 
-def load_splits(cfg: DataConfig) -> tuple[Dataset, Dataset]:
+def load_splits(cfg: DataConfig) -> tuple[Dataset, Dataset | None]:
     """(train, val) of the configured dataset: the official split where asked for, a k-fold or a seeded
-    split by reference content otherwise (no content in both parts)."""
+    split by reference content otherwise (no content in both parts); ``all``: every image trains and
+    there is no validation (val is None: a final model after the settings were chosen by validation)."""
     if not cfg.root and cfg.dataset != "csv":
         raise InputError(f"data.root is empty: give the folder of the {cfg.dataset} release.", option="root")
     options = dict(cfg.reader_options)
@@ -39,9 +40,13 @@ def load_splits(cfg: DataConfig) -> tuple[Dataset, Dataset]:
                 raise InputError(f"data.fractions must be [train, val], got {cfg.fractions}.")
             parts = split_by_reference(ds, tuple(cfg.fractions), cfg.split_seed, ("train", "val"))
             train, val = parts["train"], parts["val"]
+    elif cfg.split == "all":
+        train, val = load_dataset(cfg.dataset, root, labels=labels, **options), None
     else:
-        raise InputError(f"data.split must be 'official' or 'reference', got {cfg.split!r}.")
+        raise InputError(f"data.split must be 'official', 'reference' or 'all', got {cfg.split!r}.")
     for name, part in (("training", train), ("validation", val)):
+        if part is None:
+            continue
         if len(part) == 0:
             raise InputError(f"the {name} split of {cfg.dataset} has no images; check data.fractions / data.fold.")
         bad = [r.dist for r in part.rows if not np.isfinite(r.score)]

@@ -244,6 +244,26 @@ def compute_features(model: nn.Module, ds, need_ref: bool, flips: bool, device: 
     return torch.stack([known[k] for k in keys], dim=1)
 
 
+def export_trained(checkpoint: str | Path, output: str | Path, *, half: bool = True,
+                   overwrite: bool = False) -> Path:
+    """The trained part of a checkpoint (the tensors of its trainable parameters and its label scale), for
+    a model's ``trained=FILE`` option or a bundled file; float16 where ``half`` (matrices and vectors of
+    weights; the label scale stays float32). The rest comes from the pretrained trunk when it loads."""
+    from ..io import output_path
+
+    output = output_path(output, overwrite)
+    blob = read_checkpoint(checkpoint)
+    net = get_info(blob["metric"]).target(**{**blob["options"], "trained": False})
+    trained = {n for n, p in net.named_parameters() if p.requires_grad} | {"label_mean", "label_std"}
+    part = {k: v for k, v in blob["state_dict"].items() if k in trained}
+    if half:
+        part = {k: v.half() if k not in ("label_mean", "label_std") and v.is_floating_point() else v
+                for k, v in part.items()}
+    with atomic_output(output) as tmp:
+        torch.save(part, tmp)
+    return output
+
+
 def plot_curves(out: Path) -> Path | None:
     """curves.png: the training loss per step and the validation main score per epoch."""
     steps, epochs = out / "steps.csv", out / "epochs.csv"
@@ -308,11 +328,11 @@ def train(cfg: Config, *, resume: bool = False, overwrite: bool = False, log=pri
         if cfg.data.crop or cfg.data.crops_per_image != 1 or world > 1:
             raise InputError("data.cache_features computes each image's features once: it takes whole images "
                              "(data.crop = 0, one crop) in one process.")
-        log(f"computing the frozen features of {len(train_ds)} + {len(val_ds)} images once")
+        log(f"computing the frozen features of {len(train_ds)} + {len(val_ds or ())} images once")
         key = fingerprint(MetricSpec.of(cfg.model.name, **cfg.model.options))
         views = compute_features(model, train_ds, info.needs_ref, cfg.data.flip, device, key, cfg.train.progress)
         val_features = compute_features(model, val_ds, info.needs_ref, cfg.data.flip, device, key,
-                                         cfg.train.progress)[0]
+                                         cfg.train.progress)[0] if val_ds is not None else torch.empty(0)
         data = FeatureData(views, torch.tensor(train_ds.scores, dtype=torch.float32), cfg.train.seed)
     else:
         data = PairData(train_ds, crop=cfg.data.crop, crops=cfg.data.crops_per_image, flip=cfg.data.flip,
@@ -361,7 +381,8 @@ def train(cfg: Config, *, resume: bool = False, overwrite: bool = False, log=pri
             model.set_label_stats(float(train_ds.scores.mean()), float(train_ds.scores.std()))
     if not resume and rank == 0:
         (out / "config.json").write_text(json.dumps(cfg.as_dict(), indent=1) + "\n")
-        log(f"{train_ds.describe()} | val {len(val_ds)} images; {steps_per_epoch} steps per epoch; writing {out}")
+        log(f"{train_ds.describe()} | val {len(val_ds) if val_ds is not None else 'none'} images; "
+            f"{steps_per_epoch} steps per epoch; writing {out}")
 
     def checkpoint(step_in_epoch: int, ep: int, losses: list[float]) -> None:
         rng = torch.get_rng_state()
@@ -389,7 +410,7 @@ def train(cfg: Config, *, resume: bool = False, overwrite: bool = False, log=pri
             d, y = d.to(device), y.to(device)
             r = r.to(device) if r is not None else None
             with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-                if val_features is not None:
+                if cfg.data.cache_features:
                     pred = model.from_features(d)
                 else:
                     pred = net(d, r) if info.needs_ref else net(d)
@@ -421,8 +442,9 @@ def train(cfg: Config, *, resume: bool = False, overwrite: bool = False, log=pri
         start_step = 0
         epoch += 1
         if rank == 0:
-            val = validate(model, info.kind, val_ds, device, f"validation:{out}", val_features)
-            if val["main"] > best:
+            val = validate(model, info.kind, val_ds, device, f"validation:{out}", val_features) \
+                if val_ds is not None else {"srcc": math.nan, "plcc": math.nan, "main": math.nan}
+            if val["main"] > best or val_ds is None:
                 best, best_epoch = val["main"], epoch
                 save_run_checkpoint(out / BEST, cfg, model, {"epoch": epoch, "val": val}, None)
             _append(out / "epochs.csv", {"epoch": epoch, "train_loss": repr(float(np.mean(losses)) if losses else
@@ -431,6 +453,8 @@ def train(cfg: Config, *, resume: bool = False, overwrite: bool = False, log=pri
                                          "val_main": repr(val["main"]), "seconds": f"{time.time() - t0:.1f}"})
             log(f"epoch {epoch}/{cfg.train.epochs}: loss {np.mean(losses):.4f}, val SRCC {val['srcc']:.4f} "
                 f"PLCC {val['plcc']:.4f} main {val['main']:.4f} ({time.time() - t0:.0f} s)")
+            if val_ds is None:
+                best, best_epoch = math.nan, epoch
         if world > 1:
             payload = [best, best_epoch]
             dist.broadcast_object_list(payload, src=0)
