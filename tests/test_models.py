@@ -64,3 +64,14 @@ def test_trained_part_loads_and_foreign_files_are_refused(tmp_path):
     torch.save({"classifier.weight": torch.zeros(2)}, tmp_path / "other.pt")
     with pytest.raises(InputError, match="does not have"):
         iqarena.create_metric("iqarena_nr", trained=str(tmp_path / "other.pt"))
+
+
+def test_shipped_nr_model_scores_the_sample():
+    """The bundled trained part (catalogue iqarena-nr-clive, hash-checked) on the TID2013 sample: the values
+    it gave when it was made (docs/learning.md), and the order a person would give (I03 is the worst)."""
+    m = iqarena.create_metric("iqarena_nr")
+    x = torch.stack([iqarena.read_image(SAMPLE / "dist" / f"{n}.png") for n in ("I03", "I04", "I06", "I08", "I19")])
+    with torch.no_grad():
+        got = m(x)
+    torch.testing.assert_close(got, torch.tensor([1.62819, 72.338, 85.0931, 91.283, 45.4133]), rtol=2e-4, atol=2e-3)
+    assert int(got.argmin()) == 0

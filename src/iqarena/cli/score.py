@@ -77,6 +77,8 @@ def register(app: typer.Typer) -> None:
         for n in list_metrics():
             i = get_info(n)
             files = ", ".join(w if is_present(w) else f"{w} (missing)" for w in i.weights) or "none"
+            if not i.trained:
+                files += " (untrained: train it, then use its checkpoint)"
             lo, hi = i.score_range
             table.add_row(n, "full-reference" if i.kind == "fr" else "no-reference",
                           "higher" if i.higher_better else "lower", f"[{lo:g}, {hi:g}]", files, i.colour)

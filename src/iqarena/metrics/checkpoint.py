@@ -92,7 +92,7 @@ def register_checkpoint(path: str | Path, name: str | None = None) -> MetricInfo
     resolved = str(Path(path).resolve())
     factory = functools.wraps(base.target)(functools.partial(_build, base, resolved))
     info = replace(base, name=key, target=factory, module=True, defaults={**base.defaults, **blob["options"]},
-                   family="checkpoint", files=base.files + (resolved,))
+                   family="checkpoint", files=base.files + (resolved,), trained=True)
     _STAMPS[key.lower()] = _stamp(resolved)
     return METRICS.add(key, info, replace=True)
 

@@ -46,6 +46,7 @@ class MetricInfo:
     defaults: dict = field(default_factory=dict)
     family: str = "metric"  # metric | model | checkpoint | ensemble
     files: tuple[str, ...] = ()  # user files this entry was made from (a checkpoint): part of its identity
+    trained: bool = True  # False: a model architecture with no trained weights yet (train it, then use its checkpoint)
 
     @property
     def needs_ref(self) -> bool:
@@ -62,13 +63,15 @@ METRICS: Registry[MetricInfo] = Registry("metric", group="iqarena.metrics", list
 
 def register(name: str, *, kind: Literal["fr", "nr"], higher_better: bool, score_range: tuple[float, float],
              paper: str = "", code: str = "", colour: str = "", weights: tuple[str, ...] = (),
-             aliases: tuple[str, ...] = (), family: str = "metric", module: bool | None = None, **defaults):
+             aliases: tuple[str, ...] = (), family: str = "metric", module: bool | None = None, trained: bool = True,
+             **defaults):
     """Decorator registering a metric function, an ``nn.Module`` class or a module factory under ``name``.
 
     ``defaults`` are keyword options bound when the metric is created by name (for variants such as
     ``fsimc`` that share a function with ``fsim``). ``colour`` says how colour input is handled.
     ``module`` (default: whether the target is an ``nn.Module`` class) says that calling the target
-    with the options builds a module.
+    with the options builds a module. ``trained=False`` marks a model with no trained weights: it can
+    be trained and built, but ``all`` leaves it out.
     """
     if kind not in ("fr", "nr"):
         raise InputError(f"metric {name!r}: kind must be 'fr' or 'nr', got {kind!r}.")
@@ -76,7 +79,8 @@ def register(name: str, *, kind: Literal["fr", "nr"], higher_better: bool, score
     def deco(target):
         is_module = module if module is not None else inspect.isclass(target) and issubclass(target, nn.Module)
         METRICS.add(name, MetricInfo(name, kind, higher_better, tuple(score_range), target, is_module, paper, code,
-                                     colour, tuple(weights), dict(defaults), family), aliases=aliases)
+                                     colour, tuple(weights), dict(defaults), family, trained=trained),
+                    aliases=aliases)
         return target
 
     return deco
@@ -109,7 +113,9 @@ def get_info(name: str | Path) -> MetricInfo:
 
 
 def is_available(info: MetricInfo) -> bool:
-    """True when every parameter file the metric needs is present (always, for parameter-free metrics)."""
+    """True when the entry can score as it is: trained, and every parameter file it needs present."""
+    if not info.trained:
+        return False
     if not info.weights:
         return True
     from ..weights import is_present  # the parameter-file catalogue
@@ -118,7 +124,7 @@ def is_available(info: MetricInfo) -> bool:
 
 
 def available_metrics(kind: str | None = None) -> list[str]:
-    """Registered metrics whose parameter files are present."""
+    """Registered metrics that can score as they are (trained, parameter files present)."""
     return [n for n in list_metrics(kind) if is_available(get_info(n))]
 
 

@@ -39,7 +39,7 @@ class AttentionPool(nn.Module):
 
 
 @register("iqarena_fr", kind="fr", higher_better=True, score_range=(-math.inf, math.inf), family="model",
-          weights=("efficientnet_lite0",),
+          weights=("efficientnet_lite0",), trained=False,
           paper="iqarena's own, after IQT (Cheon et al., NTIRE 2021 winner): dist, ref and difference features, "
                 "attention pooling",
           code="src/iqarena/models/iqarena_fr.py", colour="RGB; grey repeated to three channels")

@@ -171,6 +171,13 @@ _ENTRIES = [
                ("http://live.ece.utexas.edu/research/quality/BRISQUE_release.zip",),
                sha256="3960003bf4c220614fb3664335c49aee4d2e86e28d71f3e790f4c15576f75511", size=703,
                bundled="brisque/allrange", format="text", source="LIVE BRISQUE release", used_by=("brisque",)),
+    # iqarena's own trained models (the trained part; the trunk comes from its own entry)
+    WeightFile("iqarena-nr-clive", "clive.pt", "iqarena_nr's regression head and label scale (float16), trained on "
+               "the 937 LIVE-Challenge photos", "Apache-2.0 (iqarena); learned from the LIVE In the Wild Image "
+               "Quality Challenge Database, whose copyright notice is in iqarena_nr/LICENSE",
+               sha256="bfd919b0b070c18b7fc96bd74a33c048db045e4bb7608ac493d91143e21cce1d", size=2_150_751,
+               bundled="iqarena_nr/clive.pt", source="made by iqarena: the command in docs/learning.md",
+               used_by=("iqarena_nr",)),
 ]
 
 CATALOGUE: Registry[WeightFile] = Registry("parameter file", group="iqarena.weights",
