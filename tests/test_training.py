@@ -215,6 +215,14 @@ def test_predict_writes_output_and_a_valid_submission(tmp_path, labels):
         assert sorted(zf.namelist()) == ["output.txt", "readme.txt"]
     res = runner.invoke(app, ["predict", str(ckpt), "--dataset", "csv", "--labels", str(labels), "-o", str(out)])
     assert res.exit_code != 0 and isinstance(res.exception, InputError)  # exists: not overwritten
+    # the report: the checkpoint evaluated like any metric, its scores equal the predictions (no test crops)
+    rep = tmp_path / "report"
+    res = runner.invoke(app, ["evaluate", "--dataset", "csv", "--labels", str(labels), "-m", str(ckpt), "-o", str(rep),
+                              "--bootstrap", "0", "--no-plots"])
+    assert res.exit_code == 0, res.output
+    with (rep / "table.csv").open() as fh:
+        row = next(csv.DictReader(fh))
+    assert row["metric"] == str(ckpt) and int(row["n"]) == 36 and float(row["srcc"]) > 0.8
 
 
 def test_bad_configs_say_what(tmp_path, labels):

@@ -90,16 +90,16 @@ def score_pairs(items: Sequence[Item], metrics: Sequence[str | MetricSpec], *, e
 
 
 @contextmanager
-def progress_bar(enabled: bool, total: int):
+def progress_bar(enabled: bool, total: int, label: str = "scoring"):
     """Yields a function advancing a rich progress bar (or doing nothing when disabled)."""
     if not enabled:
         yield lambda n: None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    with Progress(TextColumn("scoring"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+    with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   transient=True) as bar:
-        task = bar.add_task("scoring", total=total)
+        task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
 
 

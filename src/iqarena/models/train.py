@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import InputError
 from ..evaluate.stats import evaluate
-from ..execution import Item, LocalExecutor, execute, plan
+from ..execution import Item, LocalExecutor, execute, plan, progress_bar
 from ..io import atomic_output
 from ..metrics import METRICS, MetricInfo, MetricSpec, fingerprint, get_info
 from ..metrics.checkpoint import FORMAT, VERSION, read_checkpoint
@@ -218,7 +218,6 @@ def compute_features(model: nn.Module, ds, need_ref: bool, flips: bool, device: 
 
     With a ``cache_key`` (the model's fingerprint) they are kept in iqarena's cache folder
     (``features/``), per image, so cross-validation folds and reruns compute each image once."""
-    from ..execution import progress_bar
     from ..weights import home
 
     n_views = 2 if flips else 1
@@ -230,7 +229,7 @@ def compute_features(model: nn.Module, ds, need_ref: bool, flips: bool, device: 
     keys = [f"{ds.root.resolve()}/{r.dist}" for r in ds.rows]
     todo = [i for i, k in enumerate(keys) if k not in known]
     model.eval()
-    with torch.no_grad(), progress_bar(progress and bool(todo), len(todo)) as advance:
+    with torch.no_grad(), progress_bar(progress and bool(todo), len(todo), "features") as advance:
         for i in todo:
             d, r, _, _ = data[i]
             r = r.to(device) if r.numel() else None
@@ -404,41 +403,44 @@ def train(cfg: Config, *, resume: bool = False, overwrite: bool = False, log=pri
         data.set_epoch(epoch)
         sampler.set_epoch(epoch, start_step * per_rank)
         t0, losses, resumed_losses = time.time(), resumed_losses, []
-        for step_in_epoch, (d, r, y, idx) in enumerate(loader, start=start_step):
-            if step_in_epoch >= steps_per_epoch:
-                break
-            d, y = d.to(device), y.to(device)
-            r = r.to(device) if r is not None else None
-            with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
-                if cfg.data.cache_features:
-                    pred = model.from_features(d)
-                else:
-                    pred = net(d, r) if info.needs_ref else net(d)
-            pred, y = _gather(pred.float(), world), _gather(y, world)
-            kwargs = {"groups": _gather(groups_of[idx].to(device), world)} if takes_groups else {}
-            loss = loss_fn(pred, y, **kwargs)
-            if not torch.isfinite(loss):
-                raise InputError(f"the training loss became {loss.item()} at epoch {epoch + 1}, step "
-                                 f"{step_in_epoch}; lower optim.lr or check the labels.")
-            optimizer.zero_grad(set_to_none=True)
-            # every process holds the same global loss: all_gather's backward sums their gradients (x world),
-            # DDP's all-reduce averages them (/ world), so the step equals a single-process one
-            scaler.scale(loss).backward()
-            if cfg.optim.clip_grad:
-                scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            global_step += 1
-            last_loss = loss.item()
-            losses.append(last_loss)
-            if rank == 0:
-                _append(out / "steps.csv", {"step": global_step - 1, "epoch": epoch + 1, "loss": repr(last_loss),
-                                            "lr": repr(scheduler.get_last_lr()[0])})
-            if cfg.train.save_every and global_step % cfg.train.save_every == 0 \
-                    and step_in_epoch + 1 < steps_per_epoch:
-                checkpoint(step_in_epoch + 1, epoch, losses)
+        with progress_bar(cfg.train.progress and rank == 0, steps_per_epoch - start_step,
+                          f"epoch {epoch + 1}/{cfg.train.epochs}") as advance:
+            for step_in_epoch, (d, r, y, idx) in enumerate(loader, start=start_step):
+                if step_in_epoch >= steps_per_epoch:
+                    break
+                d, y = d.to(device), y.to(device)
+                r = r.to(device) if r is not None else None
+                with torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+                    if cfg.data.cache_features:
+                        pred = model.from_features(d)
+                    else:
+                        pred = net(d, r) if info.needs_ref else net(d)
+                pred, y = _gather(pred.float(), world), _gather(y, world)
+                kwargs = {"groups": _gather(groups_of[idx].to(device), world)} if takes_groups else {}
+                loss = loss_fn(pred, y, **kwargs)
+                if not torch.isfinite(loss):
+                    raise InputError(f"the training loss became {loss.item()} at epoch {epoch + 1}, step "
+                                     f"{step_in_epoch}; lower optim.lr or check the labels.")
+                optimizer.zero_grad(set_to_none=True)
+                # every process holds the same global loss: all_gather's backward sums their gradients (x world),
+                # DDP's all-reduce averages them (/ world), so the step equals a single-process one
+                scaler.scale(loss).backward()
+                if cfg.optim.clip_grad:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.clip_grad)
+                scaler.step(optimizer)
+                scaler.update()
+                scheduler.step()
+                global_step += 1
+                last_loss = loss.item()
+                losses.append(last_loss)
+                advance(1)
+                if rank == 0:
+                    _append(out / "steps.csv", {"step": global_step - 1, "epoch": epoch + 1, "loss": repr(last_loss),
+                                                "lr": repr(scheduler.get_last_lr()[0])})
+                if cfg.train.save_every and global_step % cfg.train.save_every == 0 \
+                        and step_in_epoch + 1 < steps_per_epoch:
+                    checkpoint(step_in_epoch + 1, epoch, losses)
         start_step = 0
         epoch += 1
         if rank == 0:
