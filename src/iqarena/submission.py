@@ -23,7 +23,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from .datasets.table import data_lines, decode_text, is_number, numbered_rows, split_line
+from .datasets.table import data_lines, decode_text, is_number, numbered_rows, read_text_file, split_line
 from .errors import InputError
 from .io import atomic_output, output_path
 
@@ -431,9 +431,7 @@ def read_names(path: str | Path) -> tuple[str, ...]:
     """Expected image names from a file: one name per line, or a label table (``name,score`` lines or a
     CSV with a header; its image column). Blank and ``#`` lines are skipped."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"names file {path} not found. Check the path.")
-    text = decode_text(path.read_bytes(), path)
+    text = read_text_file(path, "names file")
     lines = data_lines(text)
     if not lines:
         raise InputError(f"{path} lists no names. Give one image name per line, or a label file.")

@@ -81,15 +81,18 @@ def read_rows(path: str | Path, score_column: str | None = None, text: str | Non
     return [row for _, row in numbered_rows(path, score_column, text, image_column=image_column)]
 
 
+def read_text_file(path: Path, what: str) -> str:
+    """A text file's content (UTF-8, BOM dropped); InputError naming ``what`` when it is not there."""
+    if not path.is_file():
+        raise InputError(f"{what} {path} not found. Check the path.")
+    return decode_text(path.read_bytes(), path)
+
+
 def numbered_rows(path: str | Path, score_column: str | None = None, text: str | None = None, *,
                   image_column: str | None = None) -> list[tuple[int, Row]]:
     """:func:`read_rows` with the line number of each row."""
     path = Path(path)
-    if text is None:
-        if not path.is_file():
-            raise InputError(f"label file {path} not found. Check the path.")
-        text = decode_text(path.read_bytes(), path)
-    lines = data_lines(text)
+    lines = data_lines(read_text_file(path, "label file") if text is None else text)
     if not lines:
         raise InputError(f"{path} is empty: it holds no 'name,score' lines and no table. Give the right file.")
     explicit = tuple(c for c in (image_column, score_column) if c)
