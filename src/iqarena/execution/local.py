@@ -69,7 +69,7 @@ class LocalExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="iqarena-read")
         loaded = self._read_ahead(jobs)
-        for j, job in enumerate(jobs):
+        for job in jobs:
             yield self._score(job, (next(loaded) for _ in job.items))
 
     def _read_ahead(self, jobs: list[Job]) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
