@@ -28,7 +28,8 @@ def _fractions(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(t) for t in text.split(","))
     except ValueError:
-        raise InputError(f"--split-fractions takes numbers separated by commas, e.g. 0.6,0.2,0.2; got {text!r}.") from None
+        raise InputError(f"--split-fractions takes numbers separated by commas, e.g. 0.6,0.2,0.2; got "
+                         f"{text!r}.") from None
 
 
 def _prediction_sources(items: list[str]) -> list[tuple[str, Path]]:
@@ -91,12 +92,13 @@ def register(app: typer.Typer) -> None:
         from ..execution import ScoreStore, get_executor
 
         options = {}
-        if dataset and DATASETS.resolve(dataset) == "clive" and training_images:
+        key = DATASETS.resolve(dataset) if dataset else None
+        if key == "clive" and training_images:
             options["training"] = True
         if dataset is not None:
             ds = load_dataset(dataset, root, split=split, labels=labels, seed=split_seed,
                               fractions=_fractions(split_fractions), **options)
-            if DATASETS.resolve(dataset) == "csv" and labels_lower_better:
+            if key == "csv" and labels_lower_better:
                 from dataclasses import replace
 
                 ds = replace(ds, higher_better=False)
@@ -112,7 +114,7 @@ def register(app: typer.Typer) -> None:
         preds = [Predictions(n, p, not predictions_lower_better) for n, p in _prediction_sources(predictions)]
         command = "iqarena " + " ".join(shlex.quote(a) for a in sys.argv[1:])
         with get_executor(executor, device=device, batch_size=batch_size) as ex:
-            benchmark(ds, metric, preds, output=out, store=ScoreStore(store), executor=ex, mapping=MappingChoice(mapping).value,
+            benchmark(ds, metric, preds, output=out, store=ScoreStore(store), executor=ex, mapping=mapping.value,
                       n_boot=n_boot, seed=seed, level=level, cluster_by_reference=unit is Unit.reference,
                       plots=plots, overwrite=overwrite, command=command, options=options, progress=True,
                       log=lambda msg: typer.echo(msg, err=True))

@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
         import torch
 
         from ..datasets import load_dataset
-        from ..execution import Item
+        from ..execution import dataset_items, pair_items
         from ..io import collect_pairs, output_path
         from ..models.predict import output_names, predict, write_output, write_submission
 
@@ -78,10 +78,9 @@ def register(app: typer.Typer) -> None:
         if submission is not None:
             output_path(submission, overwrite)
         if dataset is not None:
-            ds = load_dataset(dataset, root, split=split, labels=labels)
-            items = [Item(r.dist, ds.path(r.dist), ds.path(r.ref) if r.ref else None) for r in ds.rows]
+            items = dataset_items(load_dataset(dataset, root, split=split, labels=labels))
         elif dist is not None:
-            items = [Item(str(p.dist), p.dist, p.ref) for p in collect_pairs(dist, ref)]
+            items = pair_items(collect_pairs(dist, ref))
         else:
             raise InputError("nothing to predict: give --dataset NAME --root DIR, or --dist (and --ref).")
         options = {k: v for k, v in (("test_crop", test_crop), ("test_layout", test_layout),

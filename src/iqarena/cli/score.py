@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ..execution import Item, ScoreRow, get_executor, score_pairs
-from ..io import Pair, collect_pairs, output_path
+from ..execution import ScoreRow, get_executor, pair_items, score_pairs
+from ..io import collect_pairs, output_path
 from ..metrics import available_metrics, expand_metrics, get_info, list_metrics
 
 
@@ -24,11 +24,6 @@ class Format(str, Enum):
     table = "table"
     csv = "csv"
     json = "json"
-
-
-def items_of(pairs: list[Pair]) -> list[Item]:
-    """Scoring items named by their distorted file's path."""
-    return [Item(str(p.dist), p.dist, p.ref) for p in pairs]
 
 
 def _render(rows: list[ScoreRow], fmt: Format) -> str:
@@ -100,7 +95,7 @@ def register(app: typer.Typer) -> None:
         """Score distorted images (against references) with one or more metrics."""
         if output is not None:
             output_path(output, overwrite)
-        items = items_of(collect_pairs(dist, ref, pairs))
+        items = pair_items(collect_pairs(dist, ref, pairs))
         names = expand_metrics(metric, have_ref=all(it.ref is not None for it in items))
         with get_executor(executor, device=device, batch_size=batch_size) as ex:
             rows = score_pairs(items, names, executor=ex, progress=len(items) > 1)
@@ -116,7 +111,7 @@ def register(app: typer.Typer) -> None:
         """Score the bundled sample (five TID2013 pairs) with every available metric."""
         sample = resources.files("iqarena") / "sample"
         with resources.as_file(sample) as root:
-            items = items_of(collect_pairs(root / "dist", root / "ref"))
+            items = pair_items(collect_pairs(root / "dist", root / "ref"))
             names = available_metrics()
             typer.echo(f"scoring {len(items)} sample pairs with {len(names)} metrics: {', '.join(names)}", err=True)
             rows = score_pairs(items, names, device=device, batch_size=8)

@@ -57,9 +57,10 @@ def benchmark(ds: Dataset, metrics: Sequence[str | MetricSpec] = (), predictions
         raise InputError("nothing to evaluate: give metrics and/or external predictions.", option="metrics")
     if len(ds) < 5:
         raise InputError(f"{ds.describe()}: at least 5 labelled images are needed for the statistics.")
-    specs = [m if isinstance(m, MetricSpec) else MetricSpec.of(m)
-             for m in expand_metrics([m for m in metrics if not isinstance(m, MetricSpec)], ds.has_reference)]
-    specs += [m for m in metrics if isinstance(m, MetricSpec)]
+    specs: list[MetricSpec] = []
+    for m in metrics:
+        specs += [m] if isinstance(m, MetricSpec) else [MetricSpec.of(n) for n in expand_metrics([m], ds.has_reference)]
+    specs = list(dict.fromkeys(specs))
     store = store if store is not None else ScoreStore()
     output = Path(output)
 
@@ -76,13 +77,13 @@ def benchmark(ds: Dataset, metrics: Sequence[str | MetricSpec] = (), predictions
         log(f"the code, parameter files or options of {', '.join(changed)} changed since the last run: scoring again")
 
     columns = []
+    dists = [r.dist for r in ds.rows]
     if specs:
         scores = score_dataset(ds, specs, store=store, executor=executor, progress=progress)
-        write_scores_csv(output, [r.dist for r in ds.rows], scores)
+        write_scores_csv(output, dists, scores)
         columns += [Scores(str(m), scores[str(m)], m.info.higher_better, m.info.kind) for m in specs]
-    expected = [r.dist for r in ds.rows]
     for p in predictions:
-        values = match_submission(read_submission(p.path), expected)
+        values = match_submission(read_submission(p.path), dists)
         columns.append(Scores(p.name, values, p.higher_better, "external"))
 
     rep = analyse(ds, columns, mapping=mapping, n_boot=n_boot, seed=seed, level=level,

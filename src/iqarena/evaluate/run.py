@@ -18,7 +18,7 @@ import numpy as np
 
 from ..datasets import Dataset
 from ..errors import InputError
-from ..execution import Executor, Item, LocalExecutor, ScoreStore, execute, plan, store_key
+from ..execution import Executor, LocalExecutor, ScoreStore, dataset_items, execute, plan, store_key
 from ..io import atomic_output
 from ..metrics import MetricSpec
 
@@ -33,16 +33,16 @@ def dataset_key(ds: Dataset) -> str:
 
 def score_dataset(ds: Dataset, metrics: Sequence[MetricSpec], *, store: ScoreStore | None = None,
                   executor: Executor | None = None, chunk: int = 64, progress: bool = False) -> dict[str, np.ndarray]:
-    """Scores (one array per metric, keyed by ``str(spec)``, in row order) for every image of ``ds``: what ``store`` holds is
-    read, the rest is scored by ``executor`` (default: local) and written to the store job by job."""
+    """Scores (one array per metric, keyed by ``str(spec)``, in row order) for every image of ``ds``: what
+    ``store`` holds is read, the rest is scored by ``executor`` (default: local) and written to the store
+    job by job."""
     fr = [m.name for m in metrics if m.info.needs_ref]
     if fr and not ds.has_reference:
         raise InputError(f"{ds.name} has no reference images, so full-reference metrics ({', '.join(fr)}) cannot "
                          "score it. Choose no-reference metrics ('all' picks them for such a dataset).")
     store = store if store is not None else ScoreStore()
     key = dataset_key(ds)
-    items = [Item(r.dist, ds.path(r.dist), ds.path(r.ref) if r.ref else None) for r in ds.rows]
-    jobs = plan(items, metrics, dataset=key, store=store, chunk=chunk)
+    jobs = plan(dataset_items(ds), metrics, dataset=key, store=store, chunk=chunk)
     own = executor is None and bool(jobs)
     executor = LocalExecutor() if own else executor
     try:

@@ -19,10 +19,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Protocol, Sequence
 
+import numpy as np
+
+from ..errors import InputError
 from ..metrics import MetricSpec, expand_metrics
 from ..registry import Registry
 from .local import LocalExecutor, load_item
-from .plan import Item, Job, JobResult, plan, store_key
+from .plan import Item, Job, JobResult, dataset_items, pair_items, plan, store_key
 from .store import Key, ScoreMatrix, ScoreStore
 
 
@@ -70,23 +73,34 @@ class ScoreRow:
         return {"dist": self.dist, "ref": self.ref, "metric": self.metric, "score": self.score}
 
 
+def score_items(items: Sequence[Item], specs: Sequence[MetricSpec], executor: Executor, *, chunk: int = 64,
+                progress: bool = False) -> np.ndarray:
+    """Every item scored with every metric, no store: ``out[i, j]`` is item ``i`` under ``specs[j]``."""
+    position = {it.key: i for i, it in enumerate(items)}
+    if len(position) != len(items):
+        raise InputError("two images to score share a name; give each image once.")
+    out = np.full((len(items), len(specs)), np.nan)
+    column = {s: j for j, s in enumerate(specs)}
+    for res in execute(plan(items, specs, chunk=chunk), executor, progress=progress):
+        rows = [position[it.key] for it in res.job.items]
+        for spec, scores in zip(res.job.metrics, res.scores):
+            out[rows, column[spec]] = scores
+    return out
+
+
 def score_pairs(items: Sequence[Item], metrics: Sequence[str | MetricSpec], *, executor: Executor | None = None,
                 device: str = "cpu", batch_size: int = 8, progress: bool = False) -> list[ScoreRow]:
     """Score every item with every metric, no store: rows in item order, metrics in the given order."""
     specs = [m if isinstance(m, MetricSpec) else MetricSpec.of(m) for m in metrics]
-    jobs = plan(items, specs)
     own = executor is None
     executor = executor or LocalExecutor(device=device, batch_size=batch_size)
     try:
-        got = {}
-        for res in execute(jobs, executor, progress=progress):
-            for spec, scores in zip(res.job.metrics, res.scores):
-                got.update({(it.key, spec): float(v) for it, v in zip(res.job.items, scores)})
+        got = score_items(items, specs, executor, progress=progress)
     finally:
         if own:
             executor.close()
-    return [ScoreRow(str(it.dist), str(it.ref) if it.ref else "", s.name, got[(it.key, s)])
-            for it in items for s in specs]
+    return [ScoreRow(str(it.dist), str(it.ref) if it.ref else "", s.name, float(got[i, j]))
+            for i, it in enumerate(items) for j, s in enumerate(specs)]
 
 
 @contextmanager
@@ -104,5 +118,5 @@ def progress_bar(enabled: bool, total: int, label: str = "scoring"):
 
 
 __all__ = ["EXECUTORS", "Executor", "Item", "Job", "JobResult", "Key", "LocalExecutor", "ScoreMatrix", "ScoreRow",
-           "ScoreStore", "execute", "expand_metrics", "get_executor", "load_item", "plan", "progress_bar",
-           "score_pairs", "store_key"]
+           "ScoreStore", "dataset_items", "execute", "expand_metrics", "get_executor", "load_item", "pair_items",
+           "plan", "progress_bar", "score_items", "score_pairs", "store_key"]

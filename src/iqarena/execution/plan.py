@@ -14,7 +14,9 @@ from typing import Sequence
 
 import numpy as np
 
+from ..datasets import Dataset
 from ..errors import InputError
+from ..io import Pair
 from ..metrics import MetricSpec, fingerprint
 from .store import Key, ScoreStore
 
@@ -26,6 +28,16 @@ class Item:
     key: str
     dist: Path
     ref: Path | None = None
+
+
+def dataset_items(ds: Dataset) -> list[Item]:
+    """A dataset's rows as items, named by their path relative to the dataset's root."""
+    return [Item(r.dist, ds.path(r.dist), ds.path(r.ref) if r.ref else None) for r in ds.rows]
+
+
+def pair_items(pairs: Sequence[Pair]) -> list[Item]:
+    """Pairs of files as items, named by the distorted file's path."""
+    return [Item(str(p.dist), p.dist, p.ref) for p in pairs]
 
 
 @dataclass(frozen=True)

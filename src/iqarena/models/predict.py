@@ -15,7 +15,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError
-from ..execution import Item, LocalExecutor, execute, plan
+from ..execution import Item, LocalExecutor, score_items
 from ..io import atomic_output, output_path
 from ..metrics import MetricSpec
 from ..submission import Readme, pack_submission
@@ -26,16 +26,10 @@ def predict(model: str | Path, items: Sequence[Item], *, device: str = "cpu", ba
     """Scores of ``items`` in their order, and the wall time per image in seconds (model built, images
     read and scored; the model's build is not counted)."""
     spec = MetricSpec.of(str(model), **(options or {}))
-    scores = np.full(len(items), np.nan)
-    position = {it.key: i for i, it in enumerate(items)}
-    if len(position) != len(items):
-        raise InputError("two images to predict share a name; give each image once.")
     with LocalExecutor(device=device, batch_size=batch_size) as ex:
         ex.metric(spec)  # built before the clock starts
         start = time.perf_counter()
-        for res in execute(plan(items, [spec]), ex, progress=progress):
-            for it, v in zip(res.job.items, res.scores[0]):
-                scores[position[it.key]] = v
+        scores = score_items(items, [spec], ex, progress=progress)[:, 0]
         seconds = (time.perf_counter() - start) / max(1, len(items))
     return scores, seconds
 

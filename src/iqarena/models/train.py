@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import InputError
 from ..evaluate.stats import evaluate
-from ..execution import Item, LocalExecutor, execute, plan, progress_bar
+from ..execution import LocalExecutor, dataset_items, progress_bar, score_items
 from ..io import atomic_output
 from ..metrics import METRICS, MetricInfo, MetricSpec, fingerprint, get_info
 from ..metrics.checkpoint import FORMAT, VERSION, read_checkpoint
@@ -197,14 +197,8 @@ def validate(model: nn.Module, kind: str, ds, device: torch.device, name: str,
     info = MetricInfo(name, kind, True, (-math.inf, math.inf), lambda: model, module=True, family="model")
     METRICS.add(name, info, replace=True)
     try:
-        items = [Item(r.dist, ds.path(r.dist), ds.path(r.ref) if r.ref else None) for r in ds.rows]
-        spec = MetricSpec(name)
-        scores = np.full(len(items), np.nan)
-        position = {it.key: i for i, it in enumerate(items)}
         with LocalExecutor(device=device, batch_size=8, workers=2) as ex:
-            for res in execute(plan(items, [spec], chunk=256), ex):
-                for it, v in zip(res.job.items, res.scores[0]):
-                    scores[position[it.key]] = v
+            scores = score_items(dataset_items(ds), [MetricSpec(name)], ex, chunk=256)[:, 0]
     finally:
         METRICS.remove(name)
         model.train()
