@@ -138,18 +138,20 @@ def collect_pairs(dist: str | Path | None = None, ref: str | Path | None = None,
         if ref is None:
             return [Pair(d) for d in dfiles]
         if not ref.is_dir():
-            raise InputError(f"the distorted images {dist} are a folder, so the references must be a folder too, but {ref} is not.", option="ref")
+            raise InputError(f"the distorted images {dist} are a folder, so the references must be a folder too, "
+                             f"but {ref} is not.", option="ref")
         rfiles = {p.name: p for p in list_images(ref)}
         missing = [d.name for d in dfiles if d.name not in rfiles]
         if missing:
             shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
             raise InputError(f"{len(missing)} distorted image(s) have no reference of the same name in {ref}: {shown}. "
-                           "Name each reference like its distorted image, or give a pairs CSV.", option="pairs")
+                             "Name each reference like its distorted image, or give a pairs CSV.", option="pairs")
         return [Pair(d, rfiles[d.name]) for d in dfiles]
     if not dist.exists():
         raise InputError(f"distorted image {dist} does not exist. Check the path.", option="dist")
     if ref is not None and not ref.is_file():
-        raise InputError(f"reference {ref} is not a file. With one distorted file, give one reference file.", option="ref")
+        raise InputError(f"reference {ref} is not a file. With one distorted file, give one reference file.",
+                         option="ref")
     return [Pair(dist, ref)]
 
 
@@ -162,7 +164,7 @@ def _pairs_from_csv(path: Path) -> list[Pair]:
         fields = [f.strip() for f in (reader.fieldnames or [])]
         if "dist" not in fields:
             raise InputError(f"{path}: the header must name a 'dist' column (and 'ref' for full-reference metrics); "
-                           f"found {fields}.")
+                             f"found {fields}.")
         out = []
         for lineno, row in enumerate(reader, start=2):
             row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}

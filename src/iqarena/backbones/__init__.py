@@ -41,7 +41,7 @@ def load_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what
     missing = [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]
     if missing:
         raise InputError(f"{what} lacks {len(missing)} of the {len(own)} tensors this network needs "
-                       f"(first: {', '.join(missing[:3])}); is it the right file?")
+                         f"(first: {', '.join(missing[:3])}); is it the right file?")
     wrong = [f"{k}: {tuple(sd[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
              if k in sd and sd[k].numel() != v.numel()]
     if wrong:

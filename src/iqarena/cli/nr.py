@@ -21,7 +21,7 @@ def _read_labels(labels: Path, image_column: str, score_column: str, root: Optio
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         raise InputError(f"{len(missing)} image(s) listed in {labels} not found, e.g. {missing[0]}. Image paths are "
-                       f"relative to {base} (change with --root).")
+                         f"relative to {base} (change with --root).")
     return files, [r.score for r in rows]
 
 

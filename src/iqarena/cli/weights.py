@@ -43,7 +43,8 @@ def register(app: typer.Typer) -> None:
     @sub.command("add")
     def add_cmd(name: str = typer.Argument(..., help="catalogue name, e.g. vgg16"),
                 path: Path = typer.Argument(..., help="the file you have"),
-                overwrite: bool = typer.Option(False, "--overwrite", "--force", help="replace a different file already in the cache")) -> None:
+                overwrite: bool = typer.Option(False, "--overwrite", "--force",
+                                               help="replace a different file already in the cache")) -> None:
         """Import a file you already have (checked against the catalogue) into the cache folder."""
         dest = w.add(name, path, overwrite=overwrite)
         typer.echo(f"{name}: {dest} ({w.entry(name).check} checked)")

@@ -67,14 +67,17 @@ def load_dataset(name: str, root: str | Path | None = None, *, split: str | None
         raise InputError(f"dataset {key} has no option {', '.join(unknown)}.")
     if key == "csv":
         if labels is None:
-            raise InputError("the csv dataset needs a label file (a CSV with image and score columns).", option="labels")
+            raise InputError("the csv dataset needs a label file (a CSV with image and score columns).",
+                             option="labels")
         ds = reader.read(labels, root, **options)
     else:
         if root is None:
-            raise InputError(f"dataset {key} needs its root folder (the folder of the official release).", option="root")
+            raise InputError(f"dataset {key} needs its root folder (the folder of the official release).",
+                             option="root")
         if labels is not None:
             if "labels" not in params:
-                raise InputError(f"dataset {key} reads its own label files; a label file applies to pipal and csv only.", option="labels")
+                raise InputError(f"dataset {key} reads its own label files; a label file applies to pipal and csv "
+                                 "only.", option="labels")
             options["labels"] = labels
         if reader.official_splits and split is not None:
             return reader.read(root, split=split, **options)

@@ -108,7 +108,7 @@ def _require(root: Path, name: str, dataset: str, what: str, folder: bool) -> Pa
     if found is None or (found.is_dir() if folder else found.is_file()) is False:
         label = f"folder {name}/" if folder else f"file {name}"
         raise InputError(f"{dataset}: {label} not found in {root} ({'it should hold ' if folder else ''}{what}). "
-                       f"Point the dataset root at the folder that contains {name}.", option="root")
+                         f"Point the dataset root at the folder that contains {name}.", option="root")
     return found
 
 
@@ -157,7 +157,7 @@ def resolve_files(dataset: str, root: Path, rows: list[Row], limit: int = 5) -> 
     if missing:
         shown = ", ".join(missing[:limit]) + (f" ... ({len(missing)} in all)" if len(missing) > limit else "")
         raise InputError(f"{dataset}: {len(missing)} image file(s) named by the labels are missing under {root}: "
-                       f"{shown}. Copy the complete dataset there, or check the dataset root.", option="root")
+                         f"{shown}. Copy the complete dataset there, or check the dataset root.", option="root")
     return out
 
 

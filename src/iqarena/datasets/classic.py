@@ -129,7 +129,7 @@ def read_live(root: str | Path, realigned: bool = True) -> Dataset:
     total = sum(n for _, n in LIVE_FOLDERS)
     if not (dmos.size == orgs.size == len(refs) == total):
         raise InputError(f"LIVE: expected {total} entries in dmos, orgs and refnames_all, found "
-                       f"{dmos.size}, {orgs.size}, {len(refs)}. Is this release 2?")
+                         f"{dmos.size}, {orgs.size}, {len(refs)}. Is this release 2?")
     rows, k = [], 0
     for folder, (kind, n) in zip(folders, LIVE_FOLDERS):
         for j in range(1, n + 1):
@@ -186,7 +186,7 @@ def _csiq_table(root: Path) -> tuple[Path, list[list]]:
                   and p.suffix.lower() in (".xlsx", ".csv")]
     if not candidates:
         raise InputError(f"CSIQ: no label table in {root}: expected csiq.DMOS.xlsx (or a .csv export of it with "
-                       "columns image, dst_idx, dst_type, dst_lev, dmos).")
+                         "columns image, dst_idx, dst_type, dst_lev, dmos).")
     candidates.sort(key=lambda p: ("dmos" not in p.name.lower(), p.suffix.lower() != ".xlsx", p.name))
     path = candidates[0]
     if path.suffix.lower() == ".csv":

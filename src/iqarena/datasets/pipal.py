@@ -59,10 +59,10 @@ def _find_labels(root: Path, prefix: str, split: str) -> Path:
         return hits[0]
     if hits:
         raise InputError(f"PIPAL {split}: several label files in {root}: {', '.join(h.name for h in hits)}. "
-                       "Choose one as the label file.", option="labels")
+                         "Choose one as the label file.", option="labels")
     raise InputError(f"PIPAL {split}: no labels in {root}: expected a folder {prefix}_Label/ (one .txt per reference, "
-                   f"lines 'A0001_00_00.bmp,1520.0648') or a single list such as {split}_label.txt. "
-                   "Give the label file.", option="labels")
+                     f"lines 'A0001_00_00.bmp,1520.0648') or a single list such as {split}_label.txt. "
+                     "Give the label file.", option="labels")
 
 
 def _dis_folder(root: Path, prefix: str, split: str) -> Path:
@@ -71,7 +71,7 @@ def _dis_folder(root: Path, prefix: str, split: str) -> Path:
         if found is not None and found.is_dir():
             return found
     raise InputError(f"PIPAL {split}: folder {prefix}_Dis/ not found in {root} (it should hold the distorted images "
-                   f"such as A0001_00_00.bmp). Point the dataset root at the folder that contains {prefix}_Ref/ and {prefix}_Dis/.", option="root")
+                     f"such as A0001_00_00.bmp). Point the dataset root at the folder that contains {prefix}_Ref/ and {prefix}_Dis/.", option="root")
 
 
 def _index(folder: Path, root: Path) -> dict[str, str]:
@@ -118,5 +118,5 @@ def read_pipal(root: str | Path, split: str = "train", labels: str | Path | None
         uniq = list(dict.fromkeys(missing))
         shown = ", ".join(uniq[:5]) + (f" ... ({len(uniq)} in all)" if len(uniq) > 5 else "")
         raise InputError(f"PIPAL {split}: {len(uniq)} image file(s) named by the labels are missing under {root}: "
-                       f"{shown}. Copy the complete {prefix}_Ref/ and {prefix}_Dis/ folders there.")
+                         f"{shown}. Copy the complete {prefix}_Ref/ and {prefix}_Dis/ folders there.")
     return Dataset("pipal", root, tuple(rows), higher_better=True, score_name="Elo MOS", split=split)

@@ -43,7 +43,7 @@ def read_clive(root: str | Path, training: bool = False) -> Dataset:
         source = "Data/AllMOS_release.mat"
     else:
         raise InputError(f"LIVE-Challenge: {root} holds neither the official release (Images/ and Data/AllImages_release.mat, "
-                       "Data/AllMOS_release.mat) nor a flat copy (images/ and mos.csv with columns image,mos).")
+                         "Data/AllMOS_release.mat) nor a flat copy (images/ and mos.csv with columns image,mos).")
     if not training:
         rows = [r for r in rows if not _TRAINING.match(Path(r.dist).name)]
     notes = (f"labels from {source}", "training images t1..t7 " + ("included" if training else "left out"))
@@ -118,7 +118,7 @@ def read_koniq10k(root: str | Path, split: str | None = None, resolution: str = 
             raise InputError(f"KonIQ-10k has the official splits train, val, test; got {split!r}.")
         if not any(sets):
             raise InputError(f"KonIQ-10k: {labels.name} has no 'set' column; the official splits need "
-                           "koniq10k_distributions_sets.csv.")
+                             "koniq10k_distributions_sets.csv.")
         rows = [r for r, s in zip(rows, sets) if s == split]
     return Dataset("koniq10k", root, tuple(resolve_files("KonIQ-10k", root, rows)), score_name=score,
                    split=split or "", notes=(f"labels from {labels.name}",))

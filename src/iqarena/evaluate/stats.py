@@ -41,7 +41,7 @@ def _as_pair(pred, mos, min_n: int = 3) -> tuple[np.ndarray, np.ndarray]:
     if not (np.isfinite(x).all() and np.isfinite(y).all()):
         bad = int((~np.isfinite(x)).sum()), int((~np.isfinite(y)).sum())
         raise InputError(f"non-finite values: {bad[0]} in the predictions, {bad[1]} in the labels. "
-                       "Drop those images or fix the scores (an infinite PSNR means identical images).")
+                         "Drop those images or fix the scores (an infinite PSNR means identical images).")
     return x, y
 
 

@@ -106,14 +106,14 @@ def parse_svr_model(text: str, where: str = "model") -> SVRModel:
         start = next(i for i, ln in enumerate(lines) if ln.strip() == "SV")
     except StopIteration:
         raise InputError(f"{where} is not a libsvm model file: no 'SV' line. Give the allmodel file of the "
-                       "BRISQUE release or one written by train_brisque.") from None
+                         "BRISQUE release or one written by train_brisque.") from None
     for ln in lines[:start]:
         if ln.strip():
             key, _, value = ln.strip().partition(" ")
             header[key] = value.strip()
     if header.get("kernel_type") != "rbf" or header.get("svm_type") not in ("epsilon_svr", "nu_svr"):
         raise InputError(f"{where}: svm_type {header.get('svm_type')!r}, kernel_type {header.get('kernel_type')!r}; "
-                       "BRISQUE needs an RBF regression model (epsilon_svr or nu_svr, kernel_type rbf).")
+                         "BRISQUE needs an RBF regression model (epsilon_svr or nu_svr, kernel_type rbf).")
     try:
         gamma, rho = float(header.pop("gamma")), float(header.pop("rho"))
         coefs, rows = [], []
@@ -125,7 +125,7 @@ def parse_svr_model(text: str, where: str = "model") -> SVRModel:
             rows.append({int(i): float(v) for i, v in (p.split(":") for p in parts[1:])})
     except (KeyError, ValueError) as exc:
         raise InputError(f"{where}: malformed libsvm model ({exc}). Each SV line is 'coef index:value ...' and "
-                       "the header needs gamma and rho.") from None
+                         "the header needs gamma and rho.") from None
     if not coefs:
         raise InputError(f"{where}: the model has no support vectors.")
     n_feat = max((max(r) for r in rows if r), default=0)
@@ -182,7 +182,7 @@ def read_feature_range(path: str | Path) -> FeatureRange:
             fmin[i - 1], fmax[i - 1] = a, b
     except (OSError, UnicodeDecodeError, ValueError, IndexError) as exc:
         raise InputError(f"cannot read the BRISQUE feature range {path}: {exc}. Give svm-scale's range file "
-                       "(allrange of the release, or one written by train_brisque).") from None
+                         "(allrange of the release, or one written by train_brisque).") from None
     return FeatureRange(lower, upper, fmin, fmax)
 
 
@@ -229,7 +229,7 @@ def _load_cached(model: str | None, feature_range: str | None) -> BrisqueModel:
     for f in (model_file, range_file):
         if not f.is_file():
             raise InputError(f"BRISQUE model file not found: {f}. Give a folder with allmodel and allrange "
-                           "(as train_brisque writes), or the model file and feature_range=RANGE_FILE.")
+                             "(as train_brisque writes), or the model file and feature_range=RANGE_FILE.")
     return BrisqueModel(read_svr_model(model_file), read_feature_range(range_file))
 
 

@@ -46,7 +46,7 @@ def cw_ssim(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quan
     n, nb, h, w = b1.shape
     if min(h, w) < window:
         raise InputError(f"the level-{level} bands of a {tuple(ref.shape[-2:])} image are {h}x{w}, smaller than the "
-                       f"{window}x{window} window; use fewer levels or a larger image.")
+                         f"{window}x{window} window; use fewer levels or a larger image.")
     corr = b1 * b2.conj()
     power = b1.real ** 2 + b1.imag ** 2 + b2.real ** 2 + b2.imag ** 2
     stats = torch.stack([corr.real, corr.imag, power], 2).view(n * nb, 3, h, w)

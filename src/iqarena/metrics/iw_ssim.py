@@ -129,7 +129,7 @@ def iw_ssim(dist: torch.Tensor, ref: torch.Tensor, *, scales: int = 5, k1: float
     scales = min(5, scales)
     if min(dist.shape[-2:]) < window_size * 2 ** (scales - 1):
         raise InputError(f"iw_ssim with {scales} scales needs images of at least {window_size * 2 ** (scales - 1)} px "
-                       f"on each side, got {tuple(dist.shape[-2:])}; use fewer scales or larger images.")
+                         f"on each side, got {tuple(dist.shape[-2:])}; use fewer scales or larger images.")
     w = torch.tensor(weights[:scales], dtype=torch.float64, device=dist.device)
     w = w / w.sum()
     n = dist.shape[0]

@@ -244,7 +244,7 @@ def mad(dist: torch.Tensor, ref: torch.Tensor, *, thresh1: float = 2.55, thresh2
     h, w = ref.shape[-2:]
     if min(h, w) < 2 * BLOCK + 2:
         raise InputError(f"mad needs images of at least {2 * BLOCK + 2} x {2 * BLOCK + 2} pixels "
-                       f"(it drops a 16-pixel border and works on 16 x 16 blocks), got {h} x {w}.")
+                         f"(it drops a 16-pixel border and works on 16 x 16 blocks), got {h} x {w}.")
     return mad_index(dist, ref, thresh1=thresh1, thresh2=thresh2)[0].to(ref.dtype)
 
 

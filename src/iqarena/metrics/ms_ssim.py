@@ -60,7 +60,7 @@ def ms_ssim(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quan
         raise InputError("weights must hold one non-negative weight per scale, not all zero.")
     if min(x.shape[-2:]) / 2 ** (levels - 1) < window_size:
         raise InputError(f"ms_ssim with {levels} scales needs images of at least {window_size * 2 ** (levels - 1)} "
-                       f"pixels per side, got {tuple(x.shape[-2:])}; give fewer weights (scales) or a larger image.")
+                         f"pixels per side, got {tuple(x.shape[-2:])}; give fewer weights (scales) or a larger image.")
     g = gaussian_kernel1d(window_size, sigma, x.dtype, x.device)
     c1, c2 = (k1 * 255) ** 2, (k2 * 255) ** 2
     cs_means = []

@@ -81,19 +81,19 @@ def _load_cached(path: str | None) -> NIQEModel:
             data = scipy.io.loadmat(path)
     except FileNotFoundError:
         raise InputError(f"NIQE model file not found: {where}. Give a .mat file made by estimatemodelparam.m "
-                       "or `iqarena niqe-fit`.") from None
+                         "or `iqarena niqe-fit`.") from None
     except Exception as exc:  # scipy raises several types for a file that is not a .mat
         raise InputError(f"cannot read NIQE model {where}: {exc}. It must be a MATLAB .mat (or .npz) file with "
-                       "mu_prisparam (1x36) and cov_prisparam (36x36).") from exc
+                         "mu_prisparam (1x36) and cov_prisparam (36x36).") from exc
     try:
         mu = np.asarray(data["mu_prisparam"], dtype=np.float64).reshape(-1)
         cov = np.asarray(data["cov_prisparam"], dtype=np.float64)
     except (KeyError, ValueError, TypeError):
         raise InputError(f"NIQE model {where} lacks numeric mu_prisparam and cov_prisparam "
-                       f"(found: {', '.join(k for k in data if not k.startswith('__'))}).") from None
+                         f"(found: {', '.join(k for k in data if not k.startswith('__'))}).") from None
     if mu.shape != (N_FEATURES,) or cov.shape != (N_FEATURES, N_FEATURES):
         raise InputError(f"NIQE model {where} has mu of shape {mu.shape} and cov of shape {cov.shape}; "
-                       f"expected ({N_FEATURES},) and ({N_FEATURES}, {N_FEATURES}).")
+                         f"expected ({N_FEATURES},) and ({N_FEATURES}, {N_FEATURES}).")
     return NIQEModel(mu, cov)
 
 
@@ -125,7 +125,7 @@ def niqe_features(x: torch.Tensor, block_size: int = BLOCK) -> tuple[torch.Tenso
     nr, nc = h // block_size, w // block_size
     if block_size < 2 or block_size % 2 or nr == 0 or nc == 0:
         raise InputError(f"NIQE needs at least one {block_size}x{block_size} block (an even block size); the image "
-                       f"is {h}x{w}. Use a larger image or a smaller block_size.")
+                         f"is {h}x{w}. Use a larger image or a smaller block_size.")
     im = im[..., : nr * block_size, : nc * block_size]
     feats, sharpness = [], None
     for scale in (1, 2):
@@ -217,6 +217,6 @@ def estimate_niqe_model(images, *, block_size: int = BLOCK, sharpness_threshold:
     f = torch.cat(rows)[None]
     if f.shape[1] < 2:
         raise InputError(f"only {f.shape[1]} sharp block(s) found; a NIQE model needs many (the release used "
-                       "125 pristine images). Give more or larger images, or lower sharpness_threshold.")
+                         "125 pristine images). Give more or larger images, or lower sharpness_threshold.")
     mu, cov = _nan_mean_cov(f)
     return NIQEModel(mu[0].numpy(), cov[0].numpy())

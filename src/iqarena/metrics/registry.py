@@ -99,7 +99,8 @@ def register_variant(name: str, base: str, *, replace_existing: bool = False, **
 
 def list_metrics(kind: str | None = None, family: str | None = None) -> list[str]:
     """Names of the registered metrics, sorted; ``kind='fr'``/``'nr'`` and ``family`` filter."""
-    return [n for n, i in METRICS.items() if (kind is None or i.kind == kind) and (family is None or i.family == family)]
+    return [n for n, i in METRICS.items()
+            if (kind is None or i.kind == kind) and (family is None or i.family == family)]
 
 
 def get_info(name: str | Path) -> MetricInfo:

@@ -168,7 +168,7 @@ def vifp(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quantiz
     if not _vifp_fits(min(ref.shape[-2:]), scales):
         least = next(n for n in range(1, 4096) if _vifp_fits(n, scales))
         raise InputError(f"vifp with {scales} scales needs images of at least {least} pixels per side, "
-                       f"got {tuple(ref.shape[-2:])}.")
+                         f"got {tuple(ref.shape[-2:])}.")
     # A constant offset changes no variance; centring keeps float32 cancellation small.
     x = _grey255(ref, colour, quantize) - 128
     y = _grey255(dist, colour, quantize) - 128

@@ -140,7 +140,7 @@ def corr_dn(x: torch.Tensor, filt: torch.Tensor, edges: str = "reflect1", step: 
     k, fh, fw = filt.shape
     if fh > h or fw > w:
         raise InputError(f"image of {h}x{w} pixels is smaller than the {fh}x{fw} pyramid filter; "
-                       "use a larger image or fewer pyramid levels.")
+                         "use a larger image or fewer pyramid levels.")
     stop_h, stop_w = stop if stop is not None else (h, w)
     t, l = fh // 2, fw // 2
     xp = F.pad(x.reshape(n * c, 1, h, w), (l, fw - 1 - l, t, fh - 1 - t), mode=_EDGES[edges])
@@ -170,8 +170,8 @@ def build_spyr(x: torch.Tensor, height: int, orientations: tuple[int, ...] | Non
     max_ht = max_spyr_height(*x.shape[-2:])
     if height > max_ht:
         raise InputError(f"a {height}-level steerable pyramid needs a larger image than {x.shape[-2]}x{x.shape[-1]} "
-                       f"(at most {max_ht} levels fit); use an image of at least {9 * 2 ** (height - 1)} pixels "
-                       "on each side.")
+                         f"(at most {max_ht} levels fit); use an image of at least {9 * 2 ** (height - 1)} pixels "
+                         "on each side.")
     f = sp5_filters(x.dtype, x.device)
     bfilts = f["bands"] if orientations is None else f["bands"][list(orientations)]
     hi0 = corr_dn(x, f["hi0"])[:, :, 0] if highpass else None
@@ -265,7 +265,7 @@ def scf_bands(x: torch.Tensor, height: int, order: int = 3, level: int | None = 
     max_ht = math.floor(math.log2(min(h, w))) - 2
     if height > max_ht:
         raise InputError(f"a {height}-level complex steerable pyramid needs a larger image than {h}x{w} "
-                       f"(at most {max_ht} levels fit); use an image of at least {2 ** (height + 2)} pixels on each side.")
+                         f"(at most {max_ht} levels fit); use an image of at least {2 ** (height + 2)} pixels on each side.")
     level = height if level is None else level
     cdtype = torch.complex128 if x.dtype == torch.float64 else torch.complex64
     (top, left, lh, lw), masks = scf_masks(h, w, level, order, twidth, cdtype, x.device)

@@ -136,7 +136,7 @@ def fit_core(pc: PairCounts, image_ref: np.ndarray, r0: np.ndarray, free: np.nda
             break
     else:
         raise InputError(f"Bradley-Terry fit did not converge in {max_iter} Newton steps; "
-                       "check the judgements (e.g. a reference whose images were never compared).")
+                         "check the judgements (e.g. a reference whose images were never compared).")
     se = np.full(n_img, np.nan)
     blocks = []
     if ci or keep_cov:

@@ -31,7 +31,7 @@ def _merge(base: Ratings, new: Judgements) -> tuple[Judgements, np.ndarray]:
     for n, ref in new_refs.items():
         if n in idx and base.reference[idx[n]] not in ("", ref):
             raise InputError(f"image {n!r} has reference {base.reference[idx[n]]!r} in the ratings but {ref!r} "
-                           "in the new judgements; make them agree.")
+                             "in the new judgements; make them agree.")
     names = list(new.images) + [n for n in base.images if n not in new_refs]
     refs = list(new.refs[new.image_ref]) + [base.reference[idx[n]] or "?" for n in base.images if n not in new_refs]
     order = np.argsort(np.asarray(names, object), kind="stable")
@@ -59,7 +59,7 @@ def extend(base: Ratings, new: Judgements, *, method: str = "bt", mode: str = "f
     j, old = _merge(base, new)
     if old.all():
         raise InputError("the new judgements contain no new image; every image already has a rating "
-                       "(to re-rate, fit all judgements together with `ratings fit`).")
+                         "(to re-rate, fit all judgements together with `ratings fit`).")
     bidx = {n: i for i, n in enumerate(base.images)}
     base_score = np.array([base.score[bidx[n]] if o else np.nan for n, o in zip(j.images, old)])
     touched = np.zeros(j.n_images, bool)
@@ -81,8 +81,8 @@ def extend(base: Ratings, new: Judgements, *, method: str = "bt", mode: str = "f
         base_se = np.array([base.se[bidx[n]] if o else np.nan for n, o in zip(j.images, old)])
         if mode == "anchored" and not np.all(np.isfinite(base_se[old & touched]) & (base_se[old & touched] > 0)):
             raise InputError("mode 'anchored' needs standard errors of the old scores, and these ratings have none "
-                           "(a name,score label file or Elo); use mode 'fixed', or give the table written by "
-                           "`iqarena ratings fit --method bt --table`.")
+                             "(a name,score label file or Elo); use mode 'fixed', or give the table written by "
+                             "`iqarena ratings fit --method bt --table`.")
         free = ~old if mode == "fixed" else (~old | touched)
         prior_mean = start.copy()
         prec = np.full(j.n_images, 1.0 / prior_sd ** 2)

@@ -104,7 +104,7 @@ def from_columns(columns: Mapping[str, Sequence], *, images: Mapping[str, str] |
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
         raise InputError(f"{source}: missing column(s) {', '.join(missing)}; the header must name "
-                       f"{', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)}).")
+                         f"{', '.join(REQUIRED)} (optional: {', '.join(OPTIONAL)}).")
     where = lambda r: f"{source} {line_word} {int(r) + line_offset}"  # noqa: E731
     ref = np.asarray([str(x).strip() for x in columns["reference"]], dtype=object)
     ia = np.asarray([str(x).strip() for x in columns["image_a"]], dtype=object)
@@ -124,13 +124,13 @@ def from_columns(columns: Mapping[str, Sequence], *, images: Mapping[str, str] |
             v = 1.0 if w == ia[r] else 0.0 if w == ib[r] else None
         if v is None:
             raise InputError(f"{where(r)}: winner {w!r} is not A, B or tie; write A when {ia[r]} looked "
-                           f"better, B when {ib[r]} did, tie for no preference.")
+                             f"better, B when {ib[r]} did, tie for no preference.")
         outcome[r] = v
     self_pair = np.flatnonzero(ia == ib)
     if self_pair.size:
         r = self_pair[0]
         raise InputError(f"{where(r)}: image_a and image_b are both {ia[r]!r} (a self-pair); "
-                       "an image cannot be compared with itself: fix the name or delete the row.")
+                         "an image cannot be compared with itself: fix the name or delete the row.")
 
     known = _catalogue(images)
     if known is not None:
@@ -139,7 +139,7 @@ def from_columns(columns: Mapping[str, Sequence], *, images: Mapping[str, str] |
             if bad.size:
                 r = bad[0]
                 raise InputError(f"{where(r)}: image {col[r]!r} is not in the image list; add it there "
-                               "(name,reference) or fix the name in the judgements.")
+                                 "(name,reference) or fix the name in the judgements.")
     names, inv = np.unique(np.concatenate([ia, ib]), return_inverse=True)
     a, b = inv[:n].astype(np.int64), inv[n:].astype(np.int64)
     # each image must belong to exactly one reference
@@ -157,21 +157,21 @@ def from_columns(columns: Mapping[str, Sequence], *, images: Mapping[str, str] |
         img = names[img_all[k]]
         first = int(row_all[by_row[first_at[img_all[k]]]])
         raise InputError(f"{where(r)}: image {img!r} has reference {ref[r]!r} here but {ref[first]!r} on "
-                       f"{line_word} {first + line_offset}; an image belongs to one reference: fix the reference "
-                       "or make the image names unique (e.g. prefix them with the reference).")
+                         f"{line_word} {first + line_offset}; an image belongs to one reference: fix the reference "
+                         "or make the image names unique (e.g. prefix them with the reference).")
     image_names = list(names)
     image_refs = [refs_in[o] for o in owner]
     if known is not None:
         for nm, rf in zip(image_names, image_refs):
             if known[nm] is not None and known[nm] != rf:
                 raise InputError(f"{source}: image {nm!r} has reference {rf!r} in the judgements but "
-                               f"{known[nm]!r} in the image list; make them agree.")
+                                 f"{known[nm]!r} in the image list; make them agree.")
         have = set(image_names)
         for nm, rf in known.items():
             if nm not in have:
                 if rf is None:
                     raise InputError(f"image {nm!r} of the image list has no reference and no judgement; "
-                                   "give the image list a reference column (name,reference).")
+                                     "give the image list a reference column (name,reference).")
                 image_names.append(nm)
                 image_refs.append(rf)
     return _assemble(image_names, image_refs, a, b, outcome, columns.get("rater"), columns.get("time"), where)
@@ -210,7 +210,7 @@ def _to_seconds(v, where: str) -> float:
         return float(np.datetime64(s.replace(" ", "T").rstrip("Z"), "ns").astype(np.int64)) / 1e9
     except ValueError:
         raise InputError(f"{where}: time {s!r} is neither a number nor an ISO date-time "
-                       "(e.g. 2020-06-01T12:30:00); fix it or drop the time column.") from None
+                         "(e.g. 2020-06-01T12:30:00); fix it or drop the time column.") from None
 
 
 def from_arrays(reference: Sequence[str], image_a: Sequence[str], image_b: Sequence[str], winner: Sequence,
@@ -232,7 +232,7 @@ def read_judgements(path: str | Path, *, images: Mapping[str, str] | Iterable[st
     path = Path(path)
     if not path.exists():
         raise InputError(f"judgement file {path} not found; give the path of a CSV or Parquet table "
-                       f"with columns {', '.join(REQUIRED)}.")
+                         f"with columns {', '.join(REQUIRED)}.")
     if path.suffix.lower() in (".parquet", ".pq"):
         return _read_parquet(path, images)
     return _read_csv(path, images)
@@ -248,7 +248,7 @@ def _read_csv(path: Path, images) -> Judgements:
         if not set(REQUIRED) <= set(header):
             missing = [c for c in REQUIRED if c not in header]
             raise InputError(f"{path} line 1: header {','.join(header)!r} lacks {', '.join(missing)}; "
-                           f"the first line must name the columns {','.join(REQUIRED)} (optional: rater,time).")
+                             f"the first line must name the columns {','.join(REQUIRED)} (optional: rater,time).")
         keep = [c for c in REQUIRED + OPTIONAL if c in header]
         pos = [header.index(c) for c in keep]
         cols: dict[str, list] = {c: [] for c in keep}
@@ -258,7 +258,7 @@ def _read_csv(path: Path, images) -> Judgements:
                 if not row or all(not f.strip() for f in row):
                     raise InputError(f"{path} line {line}: empty line; delete it.")
                 raise InputError(f"{path} line {line}: {len(row)} fields where the header has {width} "
-                               f"({','.join(header)}); fix the row (a comma inside a name needs quotes).")
+                                 f"({','.join(header)}); fix the row (a comma inside a name needs quotes).")
             for c, p in zip(keep, pos):
                 cols[c].append(row[p])
     return from_columns(cols, images=images, source=str(path), line_offset=2, line_word="line")
@@ -271,7 +271,7 @@ def _read_parquet(path: Path, images) -> Judgements:
         table = pq.read_table(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
         raise InputError(f"cannot read {path} as Parquet ({exc}); write the table with pyarrow or pandas "
-                       "to_parquet, or give a CSV instead.") from None
+                         "to_parquet, or give a CSV instead.") from None
     names = {n.lower(): n for n in table.column_names}
     cols = {c: table.column(names[c]).to_pylist() for c in REQUIRED + OPTIONAL if c in names}
     if "time" in cols and cols["time"] and hasattr(cols["time"][0], "timestamp"):

@@ -90,7 +90,7 @@ def read_ratings(path: str | Path) -> Ratings:
     path = Path(path)
     if not path.exists():
         raise InputError(f"ratings file {path} not found; give a label file (name,score) or the table "
-                       "written by `iqarena ratings fit --table`.")
+                         "written by `iqarena ratings fit --table`.")
     with path.open(newline="", encoding="utf-8-sig") as fh:
         rows = [[f.strip() for f in r] for r in csv.reader(fh)]
     rows = [(i, r) for i, r in enumerate(rows, start=1) if r and any(r)]
