@@ -74,7 +74,8 @@ class LocalExecutor:
 
     def _read_ahead(self, jobs: list[Job]) -> Iterator[tuple[torch.Tensor, torch.Tensor | None]]:
         """Every item of every job, in order, read ``prefetch`` items ahead by the thread pool."""
-        todo = ((it, any(m.info.needs_ref for m in job.metrics)) for job in jobs for it in job.items)
+        need_ref = [any(m.info.needs_ref for m in job.metrics) for job in jobs]  # once per job, not per image
+        todo = ((it, need) for job, need in zip(jobs, need_ref) for it in job.items)
         window: deque[Future] = deque()
         for it, need_ref in todo:
             window.append(self._pool.submit(load_item, it, need_ref))

@@ -32,6 +32,19 @@ def file_digest(path: str | Path) -> str:
     return _DIGESTS[key]
 
 
+_IMPORTS: dict[tuple, list[ast.AST]] = {}
+
+
+def _import_nodes(path: Path) -> list[ast.AST]:
+    """The import statements of a source file, parsed once per (path, size, modification time)."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _IMPORTS:
+        tree = ast.parse(path.read_bytes())
+        _IMPORTS[key] = [n for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))]
+    return _IMPORTS[key]
+
+
 def source_files(module: str) -> list[Path]:
     """The source files of ``module`` and of every iqarena module it imports, directly or through others
     (imports anywhere in the files, found by parsing them). The top-level ``iqarena/__init__`` counts as a
@@ -52,7 +65,7 @@ def source_files(module: str) -> list[Path]:
         if name == "iqarena":
             continue
         package = name if spec.submodule_search_locations is not None else name.rpartition(".")[0]
-        for node in ast.walk(ast.parse(files[name].read_bytes())):
+        for node in _import_nodes(files[name]):
             if isinstance(node, ast.ImportFrom):
                 base = importlib.util.resolve_name("." * node.level + (node.module or ""), package) \
                     if node.level else (node.module or "")
