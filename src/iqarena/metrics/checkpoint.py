@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torch import nn
@@ -76,12 +77,23 @@ def _build(base: MetricInfo, path: str, **options) -> nn.Module:
     return net
 
 
-_STAMPS: dict[str, tuple[int, int]] = {}  # registered name -> (size, mtime) of the file it was read from
+#: registered name -> (size, mtime) of the file it was read from, and how to read it again
+_STAMPS: dict[str, tuple[tuple[int, int], Callable[[str, str], MetricInfo]]] = {}
+
+#: kinds of user files and folders that register as metrics when their path is given as a name:
+#: (does this path hold one?, register it under a name). Checkpoint files are built in; higher layers
+#: add theirs (``iqarena.ensemble`` adds fitted ensemble folders) when they are imported.
+PATH_FORMATS: list[tuple[Callable[[Path], bool], Callable[[str, str], MetricInfo]]] = []
 
 
 def _stamp(path: str | Path) -> tuple[int, int]:
     st = Path(path).stat()
     return st.st_size, st.st_mtime_ns
+
+
+def watch(info: MetricInfo, path: str | Path, reread: Callable[[str, str], MetricInfo]) -> None:
+    """Read ``info`` again (``reread(path, name)``) when the file at ``path`` changes (see :func:`current`)."""
+    _STAMPS[info.name.lower()] = (_stamp(path), reread)
 
 
 def register_checkpoint(path: str | Path, name: str | None = None) -> MetricInfo:
@@ -93,15 +105,31 @@ def register_checkpoint(path: str | Path, name: str | None = None) -> MetricInfo
     factory = functools.wraps(base.target)(functools.partial(_build, base, resolved))
     info = replace(base, name=key, target=factory, module=True, defaults={**base.defaults, **blob["options"]},
                    family="checkpoint", files=base.files + (resolved,), trained=True)
-    _STAMPS[key.lower()] = _stamp(resolved)
-    return METRICS.add(key, info, replace=True)
+    info = METRICS.add(key, info, replace=True)
+    watch(info, resolved, register_checkpoint)
+    return info
+
+
+def register_path(path: str | Path) -> MetricInfo:
+    """Register the file or folder at ``path`` as a metric named by the path: a checkpoint file, or a
+    folder of a kind in ``PATH_FORMATS`` (a fitted ensemble)."""
+    p = Path(path)
+    METRICS.names()  # loads the plugins, which add their path formats
+    for holds, register_as in PATH_FORMATS:
+        if holds(p):
+            return register_as(str(path), str(path))
+    if p.is_dir():
+        raise InputError(f"{p} is a folder but not a metric: give a metric name, a checkpoint file or a fitted "
+                         "ensemble's folder (`iqarena ensemble fit -o`).")
+    return register_checkpoint(path)
 
 
 def current(info: MetricInfo) -> MetricInfo:
-    """``info``, read again if it is a checkpoint whose file changed since it was registered."""
-    if info.family != "checkpoint" or info.name.lower() not in _STAMPS:
+    """``info``, read again if it was registered from a file that changed since."""
+    stamp = _STAMPS.get(info.name.lower())
+    if stamp is None:
         return info
     path = info.files[-1]
-    if Path(path).is_file() and _stamp(path) != _STAMPS[info.name.lower()]:
-        return register_checkpoint(path, info.name)
+    if Path(path).is_file() and _stamp(path) != stamp[0]:
+        return stamp[1](path, info.name)
     return info

@@ -12,7 +12,8 @@ An entry that holds parameters registers an ``nn.Module`` class, or any factory 
 (``module=True``; for example one that loads a checkpoint); its keyword arguments are the options.
 ``create_metric(name)`` returns a :class:`Metric` module that validates inputs (shape, dtype, range,
 NaN, size match) and calls the function or the built module. A name that is not registered but is
-the path of an iqarena checkpoint file registers that checkpoint (see ``checkpoint.py``).
+the path of an iqarena checkpoint file, or of a fitted ensemble's folder, registers it (see
+``checkpoint.py``).
 """
 
 from __future__ import annotations
@@ -105,11 +106,11 @@ def list_metrics(kind: str | None = None, family: str | None = None) -> list[str
 
 def get_info(name: str | Path) -> MetricInfo:
     """The entry of a registered name or alias, or of a checkpoint file (registered on first use)."""
-    from .checkpoint import current, register_checkpoint
+    from .checkpoint import current, register_path
 
     key = str(name)
-    if key not in METRICS and Path(key).suffix and Path(key).is_file():
-        return register_checkpoint(key)
+    if key not in METRICS and (Path(key).is_dir() or Path(key).suffix and Path(key).is_file()):
+        return register_path(key)
     return current(METRICS.get(key))
 
 
