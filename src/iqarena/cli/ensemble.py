@@ -85,8 +85,10 @@ def register(app: typer.Typer) -> None:
         if features is not None:
             table = read_features(features)
         else:
-            table = dataset_features(ds, metrics=metric or preset.metrics, extractor=extractor or preset.extractor,
-                                     device=device, progress=True)
+            # features named on the command line replace the preset's own
+            chosen = extractor or (None if metric else preset.extractor)
+            table = dataset_features(ds, metrics=metric or preset.metrics, extractor=chosen, device=device,
+                                     progress=True)
         if columns == "all":
             pass
         elif columns:

@@ -42,8 +42,13 @@ def write_report(ens: Ensemble, folder: str | Path, top: int = 25) -> list[Path]
     written.append(_plot(rows[:top], folder / "importance.png", ens.preset.name))
 
     cv, best = ens.cv, ens.cv.get("best_feature", {})
-    lines = [f"# Ensemble `{ens.preset.name}`", "", f"{ens.preset.describe()}; {len(ens.columns)} features; "
-             f"seed {ens.seed}.", "", "## Cross-validation (folds grouped by reference content)", "",
+    learners = " + ".join(n for n, _ in ens.preset.learners)
+    metrics = [s["metric"] for s in ens.sources if "metric" in s]
+    feats = (f"metrics {', '.join(metrics)}" if metrics else
+             ", ".join(f"deep features {s['extractor']}" for s in ens.sources if "extractor" in s) or "a feature table")
+    lines = [f"# Ensemble `{ens.preset.name}`", "", f"{learners}, {len(ens.models)}-fold bagging over {feats}; "
+             f"{len(ens.columns)} features; seed {ens.seed}.", "", "## Cross-validation (folds grouped by reference "
+             "content)", "",
              "| fold | images | SRCC | PLCC |", "|---|---|---|---|"]
     lines += [f"| {f['fold']} | {f['n']} | {f['srcc']:.4f} | {f['plcc']:.4f} |" for f in cv.get("folds", [])]
     if cv.get("mean"):
