@@ -8,13 +8,15 @@ a server's scoring: ``plan`` (items, metrics, store -> jobs), an :class:`Executo
 >>> with get_executor("local", batch_size=8) as ex:
 ...     for result in execute(jobs, ex, store): ...
 
-Executors register in ``EXECUTORS`` (entry-point group ``iqarena.executors``); ``local`` is built in.
-A cluster executor lives in its own module of this package and is imported only when chosen, so
-nothing else imports its engine.
+Executors register in ``EXECUTORS`` (entry-point group ``iqarena.executors``); ``local`` is built in,
+``ray`` (``ray.py``, a Ray cluster) is imported only when chosen, so nothing else imports its engine.
+For millions of images, ``iter_plan`` makes the jobs as the items are read and ``execute`` takes
+them as an iterator and writes the store in batches (``flush_rows``).
 """
 
 from __future__ import annotations
 
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Protocol, Sequence
@@ -25,7 +27,7 @@ from ..errors import InputError
 from ..metrics import MetricSpec, expand_metrics
 from ..registry import Registry
 from .local import LocalExecutor, load_item
-from .plan import Item, Job, JobResult, dataset_items, pair_items, plan, store_key
+from .plan import Item, Job, JobResult, dataset_items, iter_plan, pair_items, plan, store_key
 from .store import Key, ScoreMatrix, ScoreStore
 
 
@@ -41,8 +43,16 @@ class Executor(Protocol):
     def __exit__(self, *exc) -> None: ...
 
 
+def _ray_executor(**options) -> Executor:
+    """The Ray executor (``ray.py``), imported on first use: ``import iqarena`` never imports ray."""
+    from .ray import RayExecutor
+
+    return RayExecutor(**options)
+
+
 EXECUTORS: Registry = Registry("executor", group="iqarena.executors", listing="`iqarena score --help`")
 EXECUTORS.add("local", LocalExecutor)
+EXECUTORS.add("ray", _ray_executor)
 
 
 def get_executor(name: str = "local", **options) -> Executor:
@@ -50,16 +60,45 @@ def get_executor(name: str = "local", **options) -> Executor:
     return EXECUTORS.get(name)(**options)
 
 
-def execute(jobs: Sequence[Job], executor: Executor, store: ScoreStore | None = None,
-            progress: bool = False) -> Iterator[JobResult]:
-    """Run ``jobs`` on ``executor``; each job's scores go to ``store`` (one part per job) as it finishes."""
-    with progress_bar(progress and bool(jobs), sum(j.size for j in jobs)) as advance:
-        for result in executor.run(jobs):
-            if store is not None:
-                keys = [it.key for it in result.job.items]
-                store.append_many((k, keys, s) for k, s in zip(result.job.keys, result.scores))
-            advance(result.job.size)
-            yield result
+def execute(jobs: Iterable[Job], executor: Executor, store: ScoreStore | None = None,
+            progress: bool = False, *, total: int | None = None, flush_rows: int = 0,
+            flush_seconds: float = 10.0) -> Iterator[JobResult]:
+    """Run ``jobs`` on ``executor``; each result is in ``store`` when it is yielded.
+
+    ``jobs``: a list, or an iterator (``iter_plan``; then ``total``, the number of scores, sizes the
+    progress bar). ``flush_rows`` 0 writes one part per job; above 0, results are gathered and written
+    as one part once ``flush_rows`` scores or ``flush_seconds`` have accumulated (a million images make
+    a few hundred parts, not tens of thousands; a crash loses at most that much work)."""
+    if total is None and isinstance(jobs, Sequence):
+        total = sum(j.size for j in jobs)
+    held: list[JobResult] = []
+    rows, since = 0, time.monotonic()
+
+    def flush() -> list[JobResult]:
+        nonlocal rows, since
+        if store is not None and held:
+            store.append_many((k, [it.key for it in r.job.items], s)
+                              for r in held for k, s in zip(r.job.keys, r.scores))
+        out = held.copy()
+        held.clear()
+        rows, since = 0, time.monotonic()
+        return out
+
+    with progress_bar(progress and total != 0, total) as advance:
+        try:
+            for result in executor.run(jobs):
+                held.append(result)
+                rows += result.job.size
+                if rows >= flush_rows or time.monotonic() - since >= flush_seconds:
+                    for r in flush():
+                        advance(r.job.size)
+                        yield r
+        except Exception:
+            flush()  # what was scored before the failure is kept: the next run starts after it
+            raise
+        for r in flush():
+            advance(r.job.size)
+            yield r
 
 
 @dataclass(frozen=True)
@@ -104,7 +143,7 @@ def score_pairs(items: Sequence[Item], metrics: Sequence[str | MetricSpec], *, e
 
 
 @contextmanager
-def progress_bar(enabled: bool, total: int, label: str = "scoring"):
+def progress_bar(enabled: bool, total: int | None, label: str = "scoring"):
     """Yields a function advancing a rich progress bar (or doing nothing when disabled)."""
     if not enabled:
         yield lambda n: None
@@ -118,5 +157,5 @@ def progress_bar(enabled: bool, total: int, label: str = "scoring"):
 
 
 __all__ = ["EXECUTORS", "Executor", "Item", "Job", "JobResult", "Key", "LocalExecutor", "ScoreMatrix", "ScoreRow",
-           "ScoreStore", "dataset_items", "execute", "expand_metrics", "get_executor", "load_item", "pair_items",
-           "plan", "progress_bar", "score_items", "score_pairs", "store_key"]
+           "ScoreStore", "dataset_items", "execute", "expand_metrics", "get_executor", "iter_plan", "load_item",
+           "pair_items", "plan", "progress_bar", "score_items", "score_pairs", "store_key"]

@@ -149,6 +149,12 @@ class ScoreStore:
         """The images that have a score under ``key``."""
         return set(self._read(["dist"], self._where(key)).column("dist").to_pylist())
 
+    def done_names(self, key: Key) -> pa.Array:
+        """The images that have a score under ``key``, as one Arrow string array (compact: for millions of
+        names, a few bytes each instead of a Python string and a set slot)."""
+        col = self._read(["dist"], self._where(key)).column("dist")
+        return col.combine_chunks() if col.num_chunks else pa.array([], pa.string())
+
     def lookup(self, key: Key, dists: Sequence[str]) -> np.ndarray:
         """Scores of ``dists`` under ``key``, in that order; NaN where an image has none."""
         t = self._read(["dist", "score"], self._where(key))
