@@ -36,3 +36,9 @@ class InternalError(IQAError, RuntimeError):
     """A fault of iqarena itself (a broken invariant), never the caller's."""
 
     user_fault = False
+
+
+class DegenerateInputWarning(UserWarning):
+    """A score is NaN or infinite because the input is degenerate for that metric (a flat image, identical
+    images ...), as in the original code. Issued once per call by every registered metric; the message
+    names the metric and the cause (docs/robustness.md lists each metric's cases)."""

@@ -7,7 +7,9 @@ RGBA and LA (alpha dropped), 16-bit grey (I;16) and 32-bit integer/float grey (I
 from __future__ import annotations
 
 import csv
+import io
 import os
+import struct
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +23,10 @@ from PIL import Image, UnidentifiedImageError
 from .errors import InputError
 
 IMAGE_SUFFIXES = {".png", ".bmp", ".jpg", ".jpeg", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+
+#: what Pillow raises on a damaged, truncated or hostile file (its decoders are not uniform about it)
+_DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError,
+                  KeyError, ZeroDivisionError, struct.error)
 
 
 def _to_array(img: Image.Image) -> np.ndarray:
@@ -60,8 +66,14 @@ def read_image(path: str | Path) -> torch.Tensor:
         with Image.open(path) as img:
             img.load()
             arr = _to_array(img)
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise InputError(f"cannot read image {path}: {exc}. Give a PNG, BMP, JPEG, GIF or TIFF file.") from exc
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"image {path} is too large to read safely: {exc} If you trust the file, raise the "
+                         "limit (PIL.Image.MAX_IMAGE_PIXELS) or downscale the image first.") from exc
+    except MemoryError:
+        raise InputError(f"image {path} does not fit in memory once decoded. Downscale it first.") from None
+    except _DECODE_ERRORS as exc:
+        raise InputError(f"cannot read image {path}: {exc or type(exc).__name__}. The file is damaged, "
+                         "truncated or not an image; give a PNG, BMP, JPEG, GIF or TIFF file.") from exc
     if not np.isfinite(arr).all():
         raise InputError(f"image {path} contains NaN or infinite values. Fix or replace the file.")
     return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
@@ -158,15 +170,32 @@ def collect_pairs(dist: str | Path | None = None, ref: str | Path | None = None,
 def _pairs_from_csv(path: Path) -> list[Pair]:
     if not path.is_file():
         raise InputError(f"pairs file not found: {path}.")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8-sig")  # a byte-order mark (Windows editors) is dropped
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InputError(f"{path}, line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 text. Save the file as "
+                         "UTF-8.") from None
+    try:
+        return _pairs_from_text(path, text)
+    except csv.Error as exc:
+        raise InputError(f"{path} is not a readable CSV table: {exc}. Write one 'dist,ref' line per pair.") from None
+
+
+def _pairs_from_text(path: Path, text: str) -> list[Pair]:
     base = path.parent
-    with path.open(newline="") as fh:
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         fields = [f.strip() for f in (reader.fieldnames or [])]
         if "dist" not in fields:
+            hint = (" Columns are separated by commas, not semicolons or tabs."
+                    if any(";" in f or "\t" in f for f in fields) else "")
             raise InputError(f"{path}: the header must name a 'dist' column (and 'ref' for full-reference metrics); "
-                             f"found {fields}.")
+                             f"found {fields}.{hint}")
         out = []
-        for lineno, row in enumerate(reader, start=2):
+        for row in reader:
+            lineno = reader.line_num
             row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
             if not row.get("dist"):
                 raise InputError(f"{path}, line {lineno}: empty 'dist' value.")

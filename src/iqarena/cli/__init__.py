@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import warnings
 
 import typer
 
-from ..errors import IQAError
+from ..errors import DegenerateInputWarning, IQAError
 
 app = typer.Typer(help="iqarena: perceptual image quality assessment.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -30,6 +31,8 @@ def error_text(exc: IQAError) -> str:
 
 
 def main() -> None:
+    # the commands mark NaN/inf scores themselves (score: a footnote per cause; evaluate: the rows it drops)
+    warnings.simplefilter("ignore", DegenerateInputWarning)
     try:
         app()
     except IQAError as exc:

@@ -78,7 +78,11 @@ def register(app: typer.Typer) -> None:
                                              help="CLIVE: keep the 7 rater-training images t1..t7"),
         device: str = typer.Option("cpu", "--device", help="cpu or cuda"),
         batch_size: int = typer.Option(8, "--batch-size", min=1, help="images per batch"),
-        executor: str = typer.Option("local", "--executor", help="where to score: local (more by plugins)"),
+        executor: str = typer.Option("local", "--executor", help="where to score: local, ray (more by plugins)"),
+        address: Optional[str] = typer.Option(None, "--address", help="ray: a running cluster (auto, HOST:PORT, "
+                                              "ray://HOST:10001); without it, a local one of --workers CPUs"),
+        workers: Optional[int] = typer.Option(None, "--workers", min=1, help="ray: worker processes; local: "
+                                              "image-reading threads"),
         store: Optional[Path] = typer.Option(None, "--store", help="score store folder (default $IQARENA_STORE, "
                                              "else the cache's scores/), shared by every run"),
         plots: bool = typer.Option(True, "--plots/--no-plots", help="draw the figures"),
@@ -90,6 +94,7 @@ def register(app: typer.Typer) -> None:
         from ..datasets.table import read_rows
         from ..evaluate.benchmark import Predictions, benchmark
         from ..execution import ScoreStore, get_executor
+        from .score import executor_options
 
         options = {}
         key = DATASETS.resolve(dataset) if dataset else None
@@ -113,7 +118,8 @@ def register(app: typer.Typer) -> None:
         out = output or Path(f"evaluate-{ds.name}" + (f"-{ds.split}" if ds.split else ""))
         preds = [Predictions(n, p, not predictions_lower_better) for n, p in _prediction_sources(predictions)]
         command = "iqarena " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-        with get_executor(executor, device=device, batch_size=batch_size) as ex:
+        ex_options = executor_options(executor, address, workers)
+        with get_executor(executor, device=device, batch_size=batch_size, **ex_options) as ex:
             benchmark(ds, metric, preds, output=out, store=ScoreStore(store), executor=ex, mapping=mapping.value,
                       n_boot=n_boot, seed=seed, level=level, cluster_by_reference=unit is Unit.reference,
                       plots=plots, overwrite=overwrite, command=command, options=options, progress=True,

@@ -4,6 +4,7 @@ that readers share (case-insensitive file lookup, folder checks that say exactly
 from __future__ import annotations
 
 import functools
+import io
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -152,13 +153,30 @@ def resolve_files(dataset: str, root: Path, rows: list[Row], limit: int = 5) -> 
             cache[rel] = rel if hit is None else hit.relative_to(root).as_posix()
         return cache[rel]
 
+    seen: set[str] = set()
     for r in rows:
+        if r.dist.lower() in seen:
+            raise InputError(f"{dataset}: the labels name the image {r.dist} twice. Keep one line per image.")
+        seen.add(r.dist.lower())
         out.append(replace(r, dist=real(r.dist), ref=real(r.ref)))
     if missing:
         shown = ", ".join(missing[:limit]) + (f" ... ({len(missing)} in all)" if len(missing) > limit else "")
         raise InputError(f"{dataset}: {len(missing)} image file(s) named by the labels are missing under {root}: "
                          f"{shown}. Copy the complete dataset there, or check the dataset root.", option="root")
     return out
+
+
+def read_label_text(path: Path) -> str:
+    """A label file's text: UTF-8 with a leading byte-order mark dropped; InputError naming the first line
+    that is not UTF-8 (what a spreadsheet's export in another code page gives)."""
+    from .table import decode_text
+
+    return decode_text(Path(path).read_bytes(), path)
+
+
+def label_table(path: Path) -> io.StringIO:
+    """A label CSV as a text stream for the csv module (UTF-8, byte-order mark dropped)."""
+    return io.StringIO(read_label_text(path), newline="")
 
 
 def parse_float(text: str, where: str) -> float:

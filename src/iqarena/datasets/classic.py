@@ -37,8 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, ResourceError
-from .base import (Dataset, Row, as_text, find_ci, parse_float, require_dir, require_file, require_root,
-                   resolve_files)
+from .base import (Dataset, Row, as_text, find_ci, label_table, parse_float, read_label_text, require_dir,
+                   require_file, require_root, resolve_files)
 
 
 # ---------------------------------------------------------------- TID2013 / TID2008
@@ -52,7 +52,7 @@ def _read_tid(root: str | Path, name: str) -> Dataset:
     ref_dir = require_dir(root, "reference_images", name, "the references I01.BMP ...")
     dis_dir = require_dir(root, "distorted_images", name, "the distorted images i01_01_1.bmp ...")
     rows = []
-    for lineno, line in enumerate(labels.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_label_text(labels).splitlines(), start=1):
         parts = line.split()
         if not parts:
             continue
@@ -190,7 +190,7 @@ def _csiq_table(root: Path) -> tuple[Path, list[list]]:
     candidates.sort(key=lambda p: ("dmos" not in p.name.lower(), p.suffix.lower() != ".xlsx", p.name))
     path = candidates[0]
     if path.suffix.lower() == ".csv":
-        with path.open(newline="") as fh:
+        with label_table(path) as fh:
             return path, [row for row in csv.reader(fh)]
     for rows in read_xlsx_sheets(path).values():
         for i, row in enumerate(rows[:20]):
@@ -253,7 +253,7 @@ def read_kadid10k(root: str | Path) -> Dataset:
     labels = require_file(root, "dmos.csv", "KADID-10k", "columns dist_img,ref_img,dmos,var")
     images = require_dir(root, "images", "KADID-10k", "the distorted and reference PNGs")
     rows = []
-    with labels.open(newline="") as fh:
+    with label_table(labels) as fh:
         reader = csv.DictReader(fh)
         fields = [f.strip() for f in reader.fieldnames or []]
         if not {"dist_img", "ref_img", "dmos"} <= set(fields):

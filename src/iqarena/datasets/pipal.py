@@ -20,7 +20,7 @@ import re
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Dataset, Row, find_ci, parse_float, require_dir, require_root
+from .base import Dataset, Row, find_ci, parse_float, read_label_text, require_dir, require_root
 
 SPLITS = {"train": "Train", "val": "Val", "test": "Test"}
 NAME = re.compile(r"^(A\d{4})_(\d{2})_(\d{2})(\.\w+)$", re.IGNORECASE)
@@ -36,7 +36,7 @@ def read_labels(path: str | Path) -> list[tuple[str, float]]:
         raise InputError(f"label file {path} not found.")
     out: list[tuple[str, float]] = []
     for f in files:
-        for lineno, line in enumerate(f.read_text().splitlines(), start=1):
+        for lineno, line in enumerate(read_label_text(f).splitlines(), start=1):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue

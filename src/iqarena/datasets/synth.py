@@ -34,6 +34,7 @@ import io
 import json
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -43,7 +44,7 @@ import torch
 from PIL import Image, features
 from scipy import ndimage
 
-from ..errors import InputError, ResourceError
+from ..errors import DegenerateInputWarning, InputError, ResourceError
 from ..io import atomic_output, list_images, read_image
 from ..ops.resize import imresize
 from ..registry import Registry
@@ -537,7 +538,8 @@ def make_synthetic_set(refs_dir: str | Path, out_dir: str | Path, *, distortions
     t = torch.from_numpy(_float(probe).transpose(2, 0, 1))[None].to(device)
     for m, fn in scorers.items():
         try:
-            with torch.no_grad():
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", DegenerateInputWarning)  # a probe of the size: inf PSNR is expected
                 fn(t, t)
         except InputError as exc:
             raise InputError(f"label metric {m} cannot score reference {sources[smallest].name} "

@@ -96,9 +96,13 @@ def numbered_rows(path: str | Path, score_column: str | None = None, text: str |
     if not lines:
         raise InputError(f"{path} is empty: it holds no 'name,score' lines and no table. Give the right file.")
     explicit = tuple(c for c in (image_column, score_column) if c)
-    if not explicit and not is_header([c.strip() for c in next(csv.reader([lines[0][1]]))]):
-        return _headerless(path, lines)
-    return _table(path, lines, image_column, score_column)
+    try:
+        if not explicit and not is_header([c.strip() for c in next(csv.reader([lines[0][1]]))]):
+            return _headerless(path, lines)
+        return _table(path, lines, image_column, score_column)
+    except csv.Error as exc:
+        raise InputError(f"{path} is not a readable table: {exc}. Write one 'name,score' line per image, or a "
+                         "CSV table with a header.") from None
 
 
 def _table(path: Path, lines: list[tuple[int, str]], image_column: str | None,

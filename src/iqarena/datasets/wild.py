@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 
 from ..errors import InputError
-from .base import Dataset, Row, find_ci, parse_float, require_dir, require_root, resolve_files
+from .base import Dataset, Row, find_ci, label_table, parse_float, require_dir, require_root, resolve_files
 from .classic import _cellstr, _loadmat
 
 _TRAINING = re.compile(r"^t\d+\.\w+$", re.IGNORECASE)
@@ -53,7 +53,7 @@ def read_clive(root: str | Path, training: bool = False) -> Dataset:
 def _clive_flat(root: Path, labels: Path) -> list[Row]:
     images = require_dir(root, "images", "LIVE-Challenge", "the rated images named in mos.csv")
     rows = []
-    with labels.open(newline="") as fh:
+    with label_table(labels) as fh:
         reader = csv.DictReader(fh)
         fields = [f.strip().lower() for f in reader.fieldnames or []]
         if not {"image", "mos"} <= set(fields):
@@ -102,7 +102,7 @@ def read_koniq10k(root: str | Path, split: str | None = None, resolution: str = 
         raise InputError(f"KonIQ-10k: no label file in {root}: expected {' or '.join(KONIQ_FILES)}.")
     images = require_dir(root, resolution, "KonIQ-10k", f"the {resolution} JPEG images (or pass resolution='512x384')")
     rows, sets = [], []
-    with labels.open(newline="") as fh:
+    with label_table(labels) as fh:
         reader = csv.DictReader(fh)
         fields = [f.strip() for f in reader.fieldnames or []]
         if "image_name" not in fields or score not in fields:

@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..execution import Executor, ScoreStore
 from ..metrics import MetricSpec, expand_metrics, fingerprint
 from ..submission import match_submission, read_submission
-from .report import Report, Scores, analyse, write_report
+from .report import Report, Scores, analyse, dropped_rows, dropped_text, write_report
 from .run import dataset_key, prepare_output, read_run_file, score_dataset, write_run_file, write_scores_csv
 
 
@@ -70,8 +70,9 @@ def benchmark(ds: Dataset, metrics: Sequence[str | MetricSpec] = (), predictions
     prints = {str(m): fingerprint(m) for m in specs}
     before = read_run_file(output).get("fingerprints", {}) if resumed else {}
     changed = [name for name, fp in prints.items() if name in before and before[name] != fp]
-    write_run_file(output, identity, {"command": command, "root": str(ds.root), "dataset_key": dataset_key(ds),
-                                      "store": str(store.root), "metrics": list(prints), "fingerprints": prints})
+    run = {"command": command, "root": str(ds.root), "dataset_key": dataset_key(ds), "store": str(store.root),
+           "metrics": list(prints), "fingerprints": prints}
+    write_run_file(output, identity, run)
     log(f"{ds.describe()}; {'resuming' if resumed else 'writing'} {output}; scores in {store.root}")
     if changed:
         log(f"the code, parameter files or options of {', '.join(changed)} changed since the last run: scoring again")
@@ -81,11 +82,18 @@ def benchmark(ds: Dataset, metrics: Sequence[str | MetricSpec] = (), predictions
     if specs:
         scores = score_dataset(ds, specs, store=store, executor=executor, progress=progress)
         write_scores_csv(output, dists, scores)
-        columns += [Scores(str(m), scores[str(m)], m.info.higher_better, m.info.kind) for m in specs]
+        columns += [Scores(str(m), scores[str(m)], m.info.higher_better, m.info.kind, m.info.nonfinite) for m in specs]
     for p in predictions:
         values = match_submission(read_submission(p.path), dists)
         columns.append(Scores(p.name, values, p.higher_better, "external"))
 
+    for col in columns:  # rows a metric cannot use (NaN/inf scores on degenerate images), and why
+        why = dropped_rows(col)
+        if why:
+            log(dropped_text(col.name, why))
+            run.setdefault("dropped", {})[col.name] = why
+    if "dropped" in run:
+        write_run_file(output, identity, run)
     rep = analyse(ds, columns, mapping=mapping, n_boot=n_boot, seed=seed, level=level,
                   cluster_by_reference=cluster_by_reference)
     write_report(rep, output, command=command, plots=plots)

@@ -31,6 +31,7 @@ class Scores:
     values: np.ndarray
     higher_better: bool
     kind: str = "external"       # fr, nr or external
+    causes: dict = field(default_factory=dict)  # "nan"/"inf"/"-inf" -> why (a metric's MetricInfo.nonfinite)
 
 
 @dataclass
@@ -46,10 +47,26 @@ class MetricEval:
     groups: dict[str, tuple[int, float, float]] = field(default_factory=dict)
     systems: dict | None = None
     rank: int = 0
+    dropped_why: dict[str, dict] = field(default_factory=dict)  # "nan"/"inf"/"-inf" -> {"rows": n, "cause": text}
 
     @property
     def dropped(self) -> int:
         return int((~self.mask).sum())
+
+
+def dropped_rows(col: Scores) -> dict[str, dict]:
+    """The rows a column loses to non-finite scores, by kind of value, with the cause the metric documents."""
+    v = col.values[~np.isfinite(col.values)]
+    counts = {"nan": int(np.isnan(v).sum()), "inf": int((v > 0).sum()), "-inf": int((v < 0).sum())}
+    return {k: {"rows": n, "cause": col.causes.get(k) or "no documented cause for this metric"}
+            for k, n in counts.items() if n}
+
+
+def dropped_text(name: str, why: dict[str, dict]) -> str:
+    """One line: how many rows a metric lost and why."""
+    total = sum(w["rows"] for w in why.values())
+    parts = "; ".join(f"{w['rows']} {k} ({w['cause']})" for k, w in why.items())
+    return f"{name}: {total} image(s) with a non-finite score left out of its statistics: {parts}"
 
 
 @dataclass
@@ -76,11 +93,12 @@ def analyse(ds: Dataset, columns: list[Scores], *, mapping: str = "poly3", n_boo
         if col.values.shape != y_all.shape:
             raise InputError(f"{col.name}: {col.values.size} scores for {y_all.size} images.")
         mask = np.isfinite(col.values)
+        why = dropped_rows(col)
         if mask.sum() < 5:
-            raise InputError(f"{col.name}: only {int(mask.sum())} finite scores; at least 5 are needed.")
-        if not mask.all():
-            notes.append(f"{col.name}: {int((~mask).sum())} image(s) with a non-finite score (e.g. infinite PSNR of "
-                         "identical images) left out of its statistics")
+            raise InputError(f"{col.name}: only {int(mask.sum())} finite scores; at least 5 are needed"
+                             + (f" ({dropped_text(col.name, why)})." if why else "."))
+        if why:
+            notes.append(dropped_text(col.name, why))
         q = orient(col.values[mask], col.higher_better, ds.higher_better)
         y = y_all[mask]
         with warnings.catch_warnings(record=True) as caught:
@@ -96,7 +114,7 @@ def analyse(ds: Dataset, columns: list[Scores], *, mapping: str = "poly3", n_boo
             draws = bootstrap_draws(q, y, mapping=mapping, n_boot=n_boot, seed=seed, clusters=clusters,
                                     fitted=res.mapping)
             ci = intervals(draws, level)
-        ev = MetricEval(col.name, col.kind, col.higher_better, res, ci, mask, q, draws)
+        ev = MetricEval(col.name, col.kind, col.higher_better, res, ci, mask, q, draws, dropped_why=why)
         ev.groups = _per_group(ds, ev, mapping)
         ev.systems = _per_system(ds, ev, col.values, mapping)
         evals.append(ev)
@@ -287,7 +305,7 @@ def report_json(rep: Report) -> dict:
            "settings": rep.settings, "notes": rep.notes, "metrics": [], "comparisons": []}
     for ev in rep.metrics:
         item = {"rank": ev.rank, "metric": ev.name, "kind": ev.kind, "higher_better": ev.higher_better,
-                "dropped": ev.dropped, **ev.result.as_dict(),
+                "dropped": ev.dropped, "dropped_why": ev.dropped_why, **ev.result.as_dict(),
                 "ci": {k: v.as_dict() for k, v in (ev.ci or {}).items()},
                 "groups": {g: {"n": n, "srcc": s, "plcc": p} for g, (n, s, p) in ev.groups.items()}}
         if ev.systems:

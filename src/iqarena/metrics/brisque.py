@@ -277,7 +277,10 @@ def scale_features(feats: torch.Tensor, rng: FeatureRange, libsvm_io: bool = Tru
 @register("brisque", kind="nr", higher_better=False, score_range=(-float("inf"), float("inf")),
           paper="Mittal, Moorthy, Bovik, No-reference image quality assessment in the spatial domain, IEEE TIP 2012",
           code="http://live.ece.utexas.edu/research/quality/BRISQUE_release.zip (brisquescore.m)",
-          colour="MATLAB rgb2gray rounded to 8 bits, values 0..255", weights=())
+          colour="MATLAB rgb2gray rounded to 8 bits, values 0..255", weights=(), min_size=MIN_SIZE,
+          size_note="the release's minimum: the 7x7 MSCN window on the half-size scale",
+          nonfinite={"nan": "a flat (constant) image, e.g. all black or flat grey: the GGD/AGGD fits of all-zero "
+                            "MSCN coefficients are 0/0, as in the release"})
 def brisque(x: torch.Tensor, *, model: str | None = None, feature_range: str | None = None,
             libsvm_io: bool = True) -> torch.Tensor:
     """BRISQUE score with the LIVE release SVR (about 0..100 on natural images; lower is better).

@@ -30,7 +30,11 @@ from .registry import register
 @register("cw_ssim", kind="fr", higher_better=True, score_range=(0, 1),
           paper="Sampat et al., Complex wavelet structural similarity: a new image similarity index, TIP 2009",
           code="https://www.mathworks.com/matlabcentral/fileexchange/43017 (cwssim_index.m)",
-          colour="MATLAB rgb2gray rounded to 8 bits; data range 255")
+          colour="MATLAB rgb2gray rounded to 8 bits; data range 255",
+          min_size=lambda o: max(2 ** (o["level"] + 2), o["window"] * 2 ** (o["level"] - 1)),
+          size_note="a 4-level complex steerable pyramid (level option) and the 7x7 window on its coarsest bands",
+          nonfinite={"nan": "flat images (no structure in either image's coarsest bands): (2|c1 c2*| + K) / "
+                            "(|c1|^2 + |c2|^2 + K) is 0/0 with K = 0, as cwssim_index.m; pass k > 0 for a value"})
 def cw_ssim(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quantize: bool = True, level: int = 4,
             orientations: int = 8, guardb: int = 0, k: float = 0.0, window: int = 7) -> torch.Tensor:
     """Mean over orientations of the Gaussian-weighted CW-SSIM map of the coarsest pyramid level."""

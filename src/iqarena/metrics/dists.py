@@ -47,7 +47,8 @@ class L2Pool(nn.Module):
 @register("dists", kind="fr", higher_better=False, score_range=(0, 1),
           paper="Ding et al., Image quality assessment: unifying structure and texture similarity, TPAMI 2020",
           code="https://github.com/dingkeyan93/DISTS (DISTS_pytorch 0.1)",
-          colour="RGB (grey repeated to 3 channels), ImageNet mean/std", weights=("vgg16", "dists-alpha-beta"))
+          colour="RGB (grey repeated to 3 channels), ImageNet mean/std", weights=("vgg16", "dists-alpha-beta"),
+          size_note="any size: its L2 pooling pads, so every VGG16 stage keeps at least one pixel")
 class DISTS(nn.Module):
     """DISTS distance (lower is more similar). ``backbone`` / ``alpha_beta``: catalogue name or file path."""
 

@@ -80,7 +80,10 @@ def real_power(p: torch.Tensor, exponent: float) -> torch.Tensor:
 
 _INFO = dict(kind="fr", higher_better=True, score_range=(0, 1),
              paper="Zhang et al., FSIM: a feature similarity index for image quality assessment, TIP 2011",
-             code="https://web.comp.polyu.edu.hk/cslzhang/IQA/FSIM/FSIM.htm (FeatureSIM.m)")
+             code="https://web.comp.polyu.edu.hk/cslzhang/IQA/FSIM/FSIM.htm (FeatureSIM.m)",
+             min_size=3, size_note="phase congruency is zero everywhere on images 1 or 2 pixels high or wide",
+             nonfinite={"nan": "no structure in either image (constant images, e.g. flat grey, or black against "
+                               "white): phase congruency is 0 everywhere and the pooling 0/0, as FeatureSIM.m"})
 
 
 @register("fsimc", colour="YIQ on 0-255 (FeatureSIM.m); grey input gives FSIMc = FSIM", chromatic=True, **_INFO)

@@ -94,7 +94,8 @@ def grey255(x: torch.Tensor, quantize: bool = True) -> torch.Tensor:
           paper="Xue et al., Gradient magnitude similarity deviation: a highly efficient perceptual image "
                 "quality index, TIP 2014",
           code="https://www4.comp.polyu.edu.hk/~cslzhang/IQA/GMSD/GMSD.htm (GMSD.m)",
-          colour="MATLAB rgb2gray rounded to 8 bits (quantize=False: not rounded, differentiable)")
+          colour="MATLAB rgb2gray rounded to 8 bits (quantize=False: not rounded, differentiable)",
+          size_note="any size: 3x3 Prewitt filters with zero padding ('same')")
 def gmsd(dist: torch.Tensor, ref: torch.Tensor, *, t: float = 170, quantize: bool = True) -> torch.Tensor:
     """GMSD as GMSD.m computes it (lower is better), in the input dtype (float64 for all 15 decimals)."""
     n = ref.shape[0]
@@ -107,7 +108,8 @@ def gmsd(dist: torch.Tensor, ref: torch.Tensor, *, t: float = 170, quantize: boo
           paper="Zhang, Sander, Bermak, Gradient magnitude similarity deviation on multiple scales for color "
                 "image quality assessment, ICASSP 2017",
           code="no official code; constants from the paper (http://www.cse.ust.hk/~psander/docs/gradsim.pdf)",
-          colour="Y of YIQ on 0-255, not rounded; chromatic=True adds I and Q (MS-GMSDc)")
+          colour="Y of YIQ on 0-255, not rounded; chromatic=True adds I and Q (MS-GMSDc)",
+          size_note="any size: 3x3 Prewitt filters with zero padding, box decimation keeps at least one pixel")
 def ms_gmsd(dist: torch.Tensor, ref: torch.Tensor, *, chromatic: bool = False,
             weights: tuple[float, ...] = MS_GMSD_WEIGHTS, alpha: float = 0.5, c: float = 170,
             beta1: float = 0.01, beta2: float = 0.32, beta3: float = 15.0) -> torch.Tensor:

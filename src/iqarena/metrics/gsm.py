@@ -48,7 +48,8 @@ def directional_gradient(x: torch.Tensor) -> torch.Tensor:
 @register("gsm", kind="fr", higher_better=True, score_range=(0.0, 1.0),
           paper="Liu, Lin & Narwaria, Image quality assessment based on gradient similarity, TIP 2012",
           code="GSM.m (authors' private link; not retrievable) - reconstructed from the paper, not calibrated",
-          colour="MATLAB rgb2gray rounded to 8 bits")
+          colour="MATLAB rgb2gray rounded to 8 bits",
+          size_note="any size: 5x5 operators with zero padding ('same')")
 def gsm(dist: torch.Tensor, ref: torch.Tensor, *, c: float = 200.0, p: float = 0.1) -> torch.Tensor:
     """Gradient similarity (reconstruction of GSM from the paper; see the module docstring)."""
     x, y = grey_255(ref).float(), grey_255(dist).float()

@@ -27,7 +27,11 @@ from .vif import _grey255, gsm_subband_terms
           paper="Sheikh, Bovik, de Veciana, An information fidelity criterion for image quality assessment "
                 "using natural scene statistics, TIP 2005",
           code="http://live.ece.utexas.edu/research/Quality/ifcvec_release.zip (ifcvec.m)",
-          colour="MATLAB rgb2gray rounded to 8 bits; data range 255")
+          colour="MATLAB rgb2gray rounded to 8 bits; data range 255",
+          min_size=lambda o: 9 * 2 ** (o["levels"] - 1),
+          size_note="a 4-level sp5 steerable pyramid (levels option): 9-tap filters at the coarsest level",
+          nonfinite={"nan": "a flat pyramid band (e.g. a constant reference): its GSM covariance is singular; "
+                            "MATLAB's inv gives Inf there and ifcvec.m NaN"})
 def ifc(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quantize: bool = True, block: int = 3,
         levels: int = 4, orientations: tuple[int, ...] = (0, 3), normalize: bool = True) -> torch.Tensor:
     """Information fidelity criterion (ifcvec.m), in bits per image pixel by default."""

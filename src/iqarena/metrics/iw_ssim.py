@@ -104,7 +104,9 @@ def _info_weights(y: torch.Tensor, yn: torch.Tensor, parent: torch.Tensor | None
     pos = lam * (lam > 0)
     total, total_pos = lam.sum(1, keepdim=True), pos.sum(1, keepdim=True)
     lam = pos * total / (total_pos + (total_pos == 0).to(lam.dtype))  # clip negative eigenvalues, keep the trace
-    cinv = torch.linalg.inv(q @ torch.diag_embed(lam) @ q.transpose(1, 2)).to(y.dtype)
+    # a flat band has a singular covariance: MATLAB's inv gives Inf there (and the score NaN), torch's inv raises
+    cinv, singular = torch.linalg.inv_ex(q @ torch.diag_embed(lam) @ q.transpose(1, 2))
+    cinv = torch.where(singular[:, None, None] != 0, torch.full_like(cinv, float("nan")), cinv).to(y.dtype)
     ss = ((cinv @ cols) * cols).sum(1).view(n_img, 1, hb, wb) / dim
     g = g[..., lb:lb + hb, lb:lb + wb]
     vv = vv[..., lb:lb + hb, lb:lb + wb]
@@ -120,7 +122,11 @@ def _info_weights(y: torch.Tensor, yn: torch.Tensor, parent: torch.Tensor | None
 @register("iw_ssim", kind="fr", higher_better=True, score_range=(-1.0, 1.0),
           paper="Wang & Li, Information content weighting for perceptual image quality assessment, TIP 2011",
           code="https://ece.uwaterloo.ca/~z70wang/research/iwssim/ (iwssim.m, matlabPyrTools buildLpyr)",
-          colour="MATLAB rgb2gray rounded to 8 bits")
+          colour="MATLAB rgb2gray rounded to 8 bits",
+          min_size=lambda o: o["window_size"] * 2 ** (min(5, o["scales"]) - 1),
+          size_note="the 11x11 window ('valid') at the 5th scale of the pyramid (scales option)",
+          nonfinite={"nan": "a flat pyramid band (e.g. constant images): its GSM covariance is singular; "
+                            "MATLAB's inv gives Inf there and iwssim.m NaN"})
 def iw_ssim(dist: torch.Tensor, ref: torch.Tensor, *, scales: int = 5, k1: float = 0.01, k2: float = 0.03,
             window_size: int = 11, sigma: float = 1.5, block_size: int = 3, parent: bool = True,
             sigma_nsq: float = 0.4, weights: tuple[float, ...] = MS_WEIGHTS,

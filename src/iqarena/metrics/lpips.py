@@ -35,6 +35,10 @@ _NETS = {"alex": (AlexNet, "alexnet", "lpips-v0.1-alex"), "vgg": (VGG16, "vgg16"
 _PAPER = "Zhang et al., The unreasonable effectiveness of deep features as a perceptual metric, CVPR 2018"
 _CODE = "https://github.com/richzhang/PerceptualSimilarity (lpips 0.1.4)"
 _COLOUR = "RGB (grey repeated to 3 channels); [0,1] -> [-1,1] -> v0.1 scaling layer"
+#: smallest side whose feature maps keep at least one pixel at the last tap (max pooling without padding)
+_MIN_SIZE = {"alex": 31, "vgg": 16, "squeeze": 17}
+_SIZE = dict(min_size=lambda o: _MIN_SIZE.get(o["net"], 1),
+             size_note="the backbone's pooling must leave at least one pixel at its last tap")
 
 
 def as_rgb(x: torch.Tensor) -> torch.Tensor:
@@ -59,11 +63,11 @@ def frozen(net: nn.Module) -> nn.Module:
 
 
 @register("lpips", kind="fr", higher_better=False, score_range=(0, 1), paper=_PAPER, code=_CODE, colour=_COLOUR,
-          weights=("alexnet", "lpips-v0.1-alex"), net="alex")
+          weights=("alexnet", "lpips-v0.1-alex"), net="alex", **_SIZE)
 @register("lpips_vgg", kind="fr", higher_better=False, score_range=(0, 1), paper=_PAPER, code=_CODE, colour=_COLOUR,
-          weights=("vgg16", "lpips-v0.1-vgg"), net="vgg")
+          weights=("vgg16", "lpips-v0.1-vgg"), net="vgg", **_SIZE)
 @register("lpips_squeeze", kind="fr", higher_better=False, score_range=(0, 1), paper=_PAPER, code=_CODE,
-          colour=_COLOUR, weights=("squeezenet1_1", "lpips-v0.1-squeeze"), net="squeeze")
+          colour=_COLOUR, weights=("squeezenet1_1", "lpips-v0.1-squeeze"), net="squeeze", **_SIZE)
 class LPIPS(nn.Module):
     """LPIPS v0.1 distance (lower is more similar).
 

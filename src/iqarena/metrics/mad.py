@@ -238,7 +238,8 @@ def _grey255(x: torch.Tensor) -> torch.Tensor:
           paper="Larson and Chandler, Most apparent distortion: full-reference image quality assessment and the "
                 "role of strategy, J. Electronic Imaging 2010",
           code="http://vision.eng.shizuoka.ac.jp/mad/ (MAD_index.m, ical_std.c, ical_stat.c; 2011 release)",
-          colour="MATLAB rgb2gray rounded to 8 bits")
+          colour="MATLAB rgb2gray rounded to 8 bits", min_size=2 * BLOCK + 2,
+          size_note="it drops a 16-pixel border and works on 16x16 blocks")
 def mad(dist: torch.Tensor, ref: torch.Tensor, *, thresh1: float = 2.55, thresh2: float = 3.35) -> torch.Tensor:
     """Most apparent distortion (MAD_index.m); 0 for identical images, larger is worse."""
     h, w = ref.shape[-2:]

@@ -42,7 +42,9 @@ def _half(x: torch.Tensor) -> torch.Tensor:
 @register("ms_ssim", kind="fr", higher_better=True, score_range=(0, 1),
           paper="Wang, Simoncelli, Bovik, Multi-scale structural similarity for image quality assessment, Asilomar 2003",
           code="https://ece.uwaterloo.ca/~z70wang/research/ssim/ (msssim.m)",
-          colour="MATLAB rgb2gray rounded to 8 bits (options: quantize=False; colour='rgb', mean over channels)")
+          colour="MATLAB rgb2gray rounded to 8 bits (options: quantize=False; colour='rgb', mean over channels)",
+          min_size=lambda o: o["window_size"] * 2 ** (len(o["weights"]) - 1),
+          size_note="the 11x11 window ('valid') at the 5th scale (one scale per weight)")
 def ms_ssim(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quantize: bool = True,
             method: str = "wtd_sum", weights: tuple[float, ...] = WEIGHTS, window_size: int = 11, sigma: float = 1.5,
             k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:

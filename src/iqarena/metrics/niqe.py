@@ -140,14 +140,14 @@ def niqe_features(x: torch.Tensor, block_size: int = BLOCK) -> tuple[torch.Tenso
 
 
 def _nan_mean_cov(f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """MATLAB nanmean (per column, ignoring NaN) and nancov (rows with a NaN dropped, n - 1 normalisation)
-    over dim 1 of (N, rows, features)."""
+    """MATLAB nanmean (per column, ignoring NaN) and nancov (rows with a NaN dropped, n - 1 normalisation,
+    n for a single row as MATLAB's) over dim 1 of (N, rows, features)."""
     mu = torch.nanmean(f, 1)
     ok = ~torch.isnan(f).any(-1, keepdim=True)
     n = ok.sum(1, keepdim=True).to(f.dtype)
     fz = torch.where(ok, f, torch.zeros_like(f))
     xc = torch.where(ok, f - fz.sum(1, keepdim=True) / n, torch.zeros_like(f))
-    cov = xc.transpose(1, 2) @ xc / (n - 1)
+    cov = xc.transpose(1, 2) @ xc / torch.where(n > 1, n - 1, torch.ones_like(n))
     return mu, cov
 
 
@@ -174,7 +174,10 @@ def niqe_distance(feats: torch.Tensor, model: NIQEModel) -> torch.Tensor:
 @register("niqe", kind="nr", higher_better=False, score_range=(0, float("inf")),
           paper="Mittal, Soundararajan, Bovik, Making a 'completely blind' image quality analyzer, IEEE SPL 2013",
           code="http://live.ece.utexas.edu/research/quality/niqe_release.zip (computequality.m)",
-          colour="MATLAB rgb2gray rounded to 8 bits, values 0..255", weights=())
+          colour="MATLAB rgb2gray rounded to 8 bits, values 0..255", weights=(), min_size=lambda o: o["block_size"],
+          size_note="one 96x96 block (block_size option)",
+          nonfinite={"nan": "no block with defined features (a flat image, e.g. an all-black frame): the AGGD fits "
+                            "of all-zero MSCN coefficients are 0/0, as computequality.m"})
 def niqe(x: torch.Tensor, *, model: str | None = None, block_size: int = BLOCK) -> torch.Tensor:
     """NIQE distance to the pristine model (LIVE release model unless ``model`` names a .mat/.npz file)."""
     feats, _ = niqe_features(x, block_size)

@@ -91,7 +91,8 @@ def laplacian_pyramid(image: torch.Tensor, levels: int = LEVELS) -> list[torch.T
           paper="Laparra et al., Perceptual image quality assessment using a normalized Laplacian pyramid, "
                 "HVEI 2016",
           code="https://www.cns.nyu.edu/~lcv/NLPyr/ (NLP_dist.m)",
-          colour="MATLAB rgb2gray rounded to 8 bits, on [0, 1] (quantize=False: not rounded, differentiable)")
+          colour="MATLAB rgb2gray rounded to 8 bits, on [0, 1] (quantize=False: not rounded, differentiable)",
+          size_note="any size: the pyramid's symmetric padding works down to one pixel")
 def nlpd(dist: torch.Tensor, ref: torch.Tensor, *, quantize: bool = True) -> torch.Tensor:
     """NLPD as NLP_dist.m computes it (its first output), in the input dtype (float64 for all 15 decimals)."""
     n = ref.shape[0]

@@ -70,7 +70,14 @@ def _contrasts(b: torch.Tensor) -> torch.Tensor:
 @register("nqm", kind="fr", higher_better=True, score_range=(float("-inf"), float("inf")),
           paper="Damera-Venkata et al., Image quality assessment based on a degradation model, TIP 2000",
           code="http://foulard.ece.cornell.edu/gaubatz/metrix_mux/ (nqm_modified.m, metrix_nqm.m)",
-          colour="0.299 R + 0.587 G + 0.114 B, not rounded (MeTriX MuX); option: gray (MATLAB rgb2gray)")
+          colour="0.299 R + 0.587 G + 0.114 B, not rounded (MeTriX MuX); option: gray (MATLAB rgb2gray)",
+          min_size=3, size_note="on 1 or 2 pixels the cosine-log bands hold almost no contrast above threshold",
+          nonfinite={"inf": "identical images (or differences below every detection threshold): zero noise, "
+                            "10 log10(signal / 0) = +inf, as nqm.m",
+                     "nan": "a flat reference and no visible difference (e.g. constant images): signal and noise "
+                            "are both 0, 0/0 as nqm.m",
+                     "-inf": "a flat reference (no contrast above threshold) against a visibly different image: "
+                             "10 log10(0 / noise) = -inf, as nqm.m"})
 def nqm(dist: torch.Tensor, ref: torch.Tensor, *, viewing_angle: float = VIEWING_ANGLE,
         colour: str = "metrix") -> torch.Tensor:
     """Noise quality measure in dB (nqm_modified.m via metrix_nqm.m)."""

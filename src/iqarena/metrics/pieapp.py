@@ -104,7 +104,8 @@ def weighted_patch_mean(net: nn.Module, pd: torch.Tensor, pr: torch.Tensor, n: i
 @register("pieapp", kind="fr", higher_better=False, score_range=(-1, 10),
           paper="Prashnani et al., PieAPP: Perceptual image-error assessment through pairwise preference, CVPR 2018",
           code="https://github.com/prashnani/PerceptualImageError (test_PieAPP_PT.py)",
-          colour="BGR 0..255 as OpenCV reads it (grey repeated to 3 channels)", weights=("pieapp",))
+          colour="BGR 0..255 as OpenCV reads it (grey repeated to 3 channels)", weights=("pieapp",),
+          min_size=PATCH, size_note="one 64x64 patch")
 class PieAPP(nn.Module):
     """PieAPP v0.1 error (lower is better). ``stride`` 27 (sparse) or 6 (dense, the demo's default);
     ``chunk``: patches per forward pass (memory bound); ``weights``: catalogue name or file path."""

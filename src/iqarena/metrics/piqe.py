@@ -62,7 +62,8 @@ def piqe_maps(x: torch.Tensor, *, activity_threshold: float = 0.1, impaired_thre
 @register("piqe", kind="nr", higher_better=False, score_range=(0, 100),
           paper="Venkatanath et al., Blind image quality evaluation using perception based features, NCC 2015",
           code="MATLAB Image Processing Toolbox piqe (R2018b+)",
-          colour="MATLAB rgb2gray rounded to 8 bits, values 0..255")
+          colour="MATLAB rgb2gray rounded to 8 bits, values 0..255",
+          size_note="any size: the image is padded to whole 16x16 blocks (replicate)")
 def piqe(x: torch.Tensor, *, activity_threshold: float = 0.1, impaired_threshold: float = 0.1) -> torch.Tensor:
     """PIQE score in [0, 100] (MATLAB piqe): 0 is best."""
     var, active, impaired, noisy = piqe_maps(x, activity_threshold=activity_threshold,

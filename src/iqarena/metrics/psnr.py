@@ -3,6 +3,8 @@
 Calibrated convention: MSE over every pixel of every channel (RGB as given), peak 1.0 in [0, 1]
 units, as scikit-image's ``peak_signal_noise_ratio`` with data range 255 on 8-bit images.
 ``colour='y'`` gives the super-resolution convention (Y of YCbCr), ``crop_border`` drops a border.
+Identical images give +inf, as scikit-image and MATLAB's ``psnr``; ``eps`` is added to every other MSE
+(so those values are unchanged by the rule for identical images).
 """
 
 from __future__ import annotations
@@ -15,7 +17,9 @@ from .registry import register
 
 @register("psnr", kind="fr", higher_better=True, score_range=(0, float("inf")),
           paper="peak signal-to-noise ratio", code="scikit-image metrics.peak_signal_noise_ratio",
-          colour="all channels as given (option: y, gray)")
+          colour="all channels as given (option: y, gray)",
+          min_size=lambda o: 2 * o["crop_border"] + 1, size_note="one pixel inside crop_border",
+          nonfinite={"inf": "identical images: MSE = 0, so PSNR = +inf (as scikit-image and MATLAB's psnr)"})
 def psnr(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "rgb", crop_border: int = 0,
          eps: float = 1e-10) -> torch.Tensor:
     """Peak signal-to-noise ratio in dB (peak = 1)."""
@@ -29,4 +33,5 @@ def psnr(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "rgb", crop_bor
         c = crop_border
         dist, ref = dist[..., c:-c, c:-c], ref[..., c:-c, c:-c]
     mse = (dist - ref).square().mean(dim=(1, 2, 3))
-    return -10 * torch.log10(mse + eps)
+    out = -10 * torch.log10(mse + eps)
+    return torch.where(mse == 0, torch.full_like(out, float("inf")), out)

@@ -21,6 +21,8 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import math
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Literal
@@ -28,7 +30,7 @@ from typing import Any, Callable, Literal
 import torch
 from torch import nn
 
-from ..errors import InputError
+from ..errors import DegenerateInputWarning, InputError
 from ..registry import Registry
 
 
@@ -48,10 +50,28 @@ class MetricInfo:
     family: str = "metric"  # metric | model | checkpoint | ensemble
     files: tuple[str, ...] = ()  # user files this entry was made from (a checkpoint): part of its identity
     trained: bool = True  # False: a model architecture with no trained weights yet (train it, then use its checkpoint)
+    #: smallest height and width it scores: a number, or a function of the options (all of them, defaults filled in)
+    min_size: int | Callable[[dict], int] = 1
+    size_note: str = ""  # what sets min_size (a window, a pyramid, a block), for messages and `iqarena metrics`
+    #: why a score can be NaN, +inf or -inf (keys "nan", "inf", "-inf"): the original code's own cases
+    nonfinite: dict = field(default_factory=dict)
 
     @property
     def needs_ref(self) -> bool:
         return self.kind == "fr"
+
+    def min_side(self, options: dict | None = None) -> int:
+        """``min_size`` for these options (the entry's defaults, then the target's, where not given)."""
+        if not callable(self.min_size):
+            return int(self.min_size)
+        params = inspect.signature(self.target).parameters.values()
+        base = {p.name: p.default for p in params if p.default is not p.empty}
+        return int(self.min_size({**base, **self.defaults, **(options or {})}))
+
+    def nonfinite_cause(self, value: float) -> str:
+        """Why this metric gives ``value`` (NaN or an infinity): its declared cause, or a note that none is known."""
+        kind = "nan" if math.isnan(value) else "inf" if value > 0 else "-inf"
+        return self.nonfinite.get(kind) or "no documented cause for this metric (please report the image)"
 
     @property
     def summary(self) -> str:
@@ -65,6 +85,7 @@ METRICS: Registry[MetricInfo] = Registry("metric", group="iqarena.metrics", list
 def register(name: str, *, kind: Literal["fr", "nr"], higher_better: bool, score_range: tuple[float, float],
              paper: str = "", code: str = "", colour: str = "", weights: tuple[str, ...] = (),
              aliases: tuple[str, ...] = (), family: str = "metric", module: bool | None = None, trained: bool = True,
+             min_size: int | Callable[[dict], int] = 1, size_note: str = "", nonfinite: dict | None = None,
              **defaults):
     """Decorator registering a metric function, an ``nn.Module`` class or a module factory under ``name``.
 
@@ -72,7 +93,9 @@ def register(name: str, *, kind: Literal["fr", "nr"], higher_better: bool, score
     ``fsimc`` that share a function with ``fsim``). ``colour`` says how colour input is handled.
     ``module`` (default: whether the target is an ``nn.Module`` class) says that calling the target
     with the options builds a module. ``trained=False`` marks a model with no trained weights: it can
-    be trained and built, but ``all`` leaves it out.
+    be trained and built, but ``all`` leaves it out. ``min_size`` (with ``size_note``, what sets it) is
+    the smallest height and width it scores, checked before scoring; ``nonfinite`` maps "nan", "inf" and
+    "-inf" to the input that makes the original code return them (docs/robustness.md).
     """
     if kind not in ("fr", "nr"):
         raise InputError(f"metric {name!r}: kind must be 'fr' or 'nr', got {kind!r}.")
@@ -80,7 +103,8 @@ def register(name: str, *, kind: Literal["fr", "nr"], higher_better: bool, score
     def deco(target):
         is_module = module if module is not None else inspect.isclass(target) and issubclass(target, nn.Module)
         METRICS.add(name, MetricInfo(name, kind, higher_better, tuple(score_range), target, is_module, paper, code,
-                                     colour, tuple(weights), dict(defaults), family, trained=trained),
+                                     colour, tuple(weights), dict(defaults), family, trained=trained,
+                                     min_size=min_size, size_note=size_note, nonfinite=dict(nonfinite or {})),
                     aliases=aliases)
         return target
 
@@ -206,7 +230,11 @@ class Metric(nn.Module):
 
     ``check``: ``"full"`` checks shapes and values (NaN, range [0, 1]; one device sync per call),
     ``"shape"`` only shapes and dtypes (no sync: for losses in a training loop), ``"auto"`` (default)
-    is ``"full"`` unless an input requires grad.
+    is ``"full"`` unless an input requires grad. Every mode refuses images smaller than the metric's
+    ``min_size`` (an InputError naming the size needed). Scores that come out NaN or infinite (the
+    original code's value on degenerate input, docs/robustness.md) are returned as they are with one
+    :class:`~iqarena.errors.DegenerateInputWarning` per call naming the metric and the cause; on a GPU
+    this check runs only where values are checked (it reads the scores back).
     """
 
     #: images per call on CPU (None: the whole batch at once); every metric scores images independently.
@@ -226,6 +254,10 @@ class Metric(nn.Module):
         else:
             self.net = None
             self.fn = functools.partial(info.target, **opts)
+        try:
+            self.min_size = info.min_side(opts)
+        except (KeyError, TypeError, ValueError):  # options the target accepted but the size rule cannot read
+            self.min_size = 1
 
     @property
     def name(self) -> str:
@@ -248,16 +280,44 @@ class Metric(nn.Module):
                              "metric(dist).")
         else:
             args = (dist,)
+        h, w = dist.shape[-2:]
+        if min(h, w) < self.min_size:
+            m = self.min_size
+            why = f" ({self.info.size_note})" if self.info.size_note else ""
+            raise InputError(f"{self.name} needs images of at least {m}x{m} pixels{why}; got {h}x{w} (height x "
+                             "width). Use larger images, or a metric for small ones (docs/robustness.md lists "
+                             "each metric's minimum size).")
         target = self.net if self.net is not None else self.fn
         n = dist.shape[0]
         if dist.device.type != "cpu" or self.cpu_chunk is None or n <= self.cpu_chunk:
-            return target(*args)
-        # On CPU, small chunks keep the working set in cache: 2-6x faster than one large batch.
-        c = self.cpu_chunk
-        return torch.cat([target(*(a[i:i + c] for a in args)) for i in range(0, n, c)])
+            out = target(*args)
+        else:  # On CPU, small chunks keep the working set in cache: 2-6x faster than one large batch.
+            c = self.cpu_chunk
+            out = torch.cat([target(*(a[i:i + c] for a in args)) for i in range(0, n, c)])
+        if out.device.type == "cpu" or values:
+            warn_nonfinite(self.info, out, stacklevel=5)  # the caller of the module, past torch's two call frames
+        return out
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}, kind={self.info.kind!r}, higher_better={self.info.higher_better}"
+
+
+def warn_nonfinite(info: MetricInfo, scores: torch.Tensor, stacklevel: int = 3) -> None:
+    """One DegenerateInputWarning naming the metric and the cause when any of ``scores`` is NaN or infinite."""
+    with torch.no_grad():
+        bad = scores.detach()[~torch.isfinite(scores.detach())]
+        if not bad.numel():
+            return
+        values = bad.double().cpu().tolist()
+    kinds: dict[str, list[float]] = {}
+    for v in values:
+        kinds.setdefault("nan" if math.isnan(v) else "inf" if v > 0 else "-inf", []).append(v)
+    counts = " and ".join(f"{k} for {len(v)}" for k, v in kinds.items())
+    causes = "; ".join(f"{k}: {info.nonfinite_cause(v[0])}" for k, v in kinds.items())
+    known = all(k in info.nonfinite for k in kinds)
+    warnings.warn(f"{info.name} gave {counts} of {scores.numel()} image(s), "
+                  f"{'as the original code does on such input' if known else 'returned as they are'}. {causes}.",
+                  DegenerateInputWarning, stacklevel=stacklevel)
 
 
 def _check_options(info: MetricInfo, opts: dict) -> None:

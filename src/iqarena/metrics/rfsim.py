@@ -166,7 +166,10 @@ def _dilate_square4(m: torch.Tensor) -> torch.Tensor:
 @register("rfsim", kind="fr", higher_better=True, score_range=(-1.0, 1.0),
           paper="Zhang, Zhang & Mou, RFSIM: a feature based image quality assessment metric using Riesz transforms, ICIP 2010",
           code="https://web.comp.polyu.edu.hk/cslzhang/IQA/RFSIM/RFSIM.htm (RFSIM.m)",
-          colour="MATLAB rgb2gray rounded to 8 bits")
+          colour="MATLAB rgb2gray rounded to 8 bits",
+          min_size=3, size_note="Canny's non-maximum suppression needs interior pixels",
+          nonfinite={"nan": "no Canny edge in either image (flat or black images, or tiny ones): the mask is empty "
+                            "and the masked means 0/0, as RFSIM.m"})
 def rfsim(dist: torch.Tensor, ref: torch.Tensor, *, c: float = 1.2, canny_low: float = 0.08,
           canny_high: float = 0.13, canny_sigma: float = 3.6) -> torch.Tensor:
     """Riesz-transform based feature similarity (RFSIM.m)."""

@@ -104,7 +104,9 @@ def spectral_residual_saliency(y: torch.Tensor, scale: float = 0.25) -> torch.Te
 @register("srsim", kind="fr", higher_better=True, score_range=(0, 1),
           paper="Zhang and Li, SR-SIM: A fast and high performance IQA index based on spectral residual, ICIP 2012",
           code="https://sse.tongji.edu.cn/linzhang/IQA/SR-SIM/SR-SIM.htm (SR_SIM.m)",
-          colour="Y = 0.299 R + 0.587 G + 0.114 B (not rounded), as SR_SIM.m; grey used as it is")
+          colour="Y = 0.299 R + 0.587 G + 0.114 B (not rounded), as SR_SIM.m; grey used as it is",
+          min_size=8, size_note="iqarena's bound (SR_SIM.m sets none): a smaller image's saliency comes from a 1-2 pixel "
+                    "quarter-size copy")
 def srsim(dist: torch.Tensor, ref: torch.Tensor, *, c1: float = 0.40, c2: float = 225.0,
           alpha: float = 0.50) -> torch.Tensor:
     """Spectral residual based similarity (SR_SIM.m)."""

@@ -52,7 +52,9 @@ def ssim_maps(x: torch.Tensor, y: torch.Tensor, window: tuple[torch.Tensor, torc
 @register("ssim", kind="fr", higher_better=True, score_range=(-1, 1),
           paper="Wang et al., Image quality assessment: from error visibility to structural similarity, TIP 2004",
           code="https://ece.uwaterloo.ca/~z70wang/research/ssim/ (ssim.m)",
-          colour="MATLAB rgb2gray rounded to 8 bits (option: rgb, mean over channels)")
+          colour="MATLAB rgb2gray rounded to 8 bits (option: rgb, mean over channels)",
+          min_size=lambda o: o["window_size"],
+          size_note="the 11x11 Gaussian window with 'valid' filtering; ssim.m returns -Inf below it")
 def ssim(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", downsample: bool = False,
          window_size: int = 11, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
     """Mean SSIM over the 'valid' region (ssim.m)."""

@@ -62,7 +62,8 @@ def uqi_map(x: torch.Tensor, y: torch.Tensor, block_size: int = 8) -> torch.Tens
 @register("uqi", kind="fr", higher_better=True, score_range=(-1.0, 1.0),
           paper="Wang & Bovik, A universal image quality index, IEEE SPL 2002",
           code="https://ece.uwaterloo.ca/~z70wang/research/quality_index/ (img_qi.m)",
-          colour="MATLAB rgb2gray rounded to 8 bits")
+          colour="MATLAB rgb2gray rounded to 8 bits",
+          min_size=lambda o: o["block_size"], size_note="one 8x8 block (block_size option)")
 def uqi(dist: torch.Tensor, ref: torch.Tensor, *, block_size: int = 8) -> torch.Tensor:
     """Universal quality index: mean of img_qi.m's sliding-block map."""
     if min(dist.shape[-2:]) < block_size:

@@ -105,7 +105,9 @@ def _gsm(y: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
     u = u - u.mean(-1, keepdim=True)
     cov = u @ u.transpose(1, 2) / u.shape[-1]
     v = F.unfold(flat, block, stride=block)  # non-overlapping blocks
-    s = ((torch.linalg.inv(cov) @ v) * v).sum(1) / (block * block)
+    inv, singular = torch.linalg.inv_ex(cov)  # a flat band: MATLAB's inv gives Inf (the score NaN), torch's raises
+    inv = torch.where(singular[:, None, None] != 0, torch.full_like(inv, float("nan")), inv)
+    s = ((inv @ v) * v).sum(1) / (block * block)
     lam = torch.linalg.eigvalsh(cov)
     return lam.view(b, k, -1), s.view(b, k, h // block, w // block)
 
@@ -133,7 +135,11 @@ def gsm_subband_terms(ref: torch.Tensor, dist: torch.Tensor, levels: int = 4, or
 @register("vif", kind="fr", higher_better=True, score_range=(0, float("inf")),
           paper="Sheikh & Bovik, Image information and visual quality, TIP 2006",
           code=_VIF_CODE + " (vifvec.m)",
-          colour="MATLAB rgb2gray rounded to 8 bits; data range 255")
+          colour="MATLAB rgb2gray rounded to 8 bits; data range 255",
+          min_size=lambda o: 9 * 2 ** (o["levels"] - 1),
+          size_note="a 4-level sp5 steerable pyramid (levels option): 9-tap filters at the coarsest level",
+          nonfinite={"nan": "a flat pyramid band (e.g. a constant reference): its GSM covariance is singular; "
+                            "MATLAB's inv gives Inf there and vifvec.m NaN"})
 def vif(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quantize: bool = True,
         sigma_nsq: float = 0.4, block: int = 3, levels: int = 4, orientations: tuple[int, ...] = (0, 3)) -> torch.Tensor:
     """Visual information fidelity on a 4-level sp5 steerable pyramid with a vector GSM (vifvec.m)."""
@@ -161,7 +167,11 @@ def _vifp_fits(n: int, scales: int) -> bool:
 @register("vifp", kind="fr", higher_better=True, score_range=(0, float("inf")),
           paper="Sheikh & Bovik, Image information and visual quality, TIP 2006 (pixel-domain version)",
           code=_VIF_CODE.replace("vifvec_release.zip", "") + " (vifp_mscale.m)",
-          colour="MATLAB rgb2gray rounded to 8 bits; data range 255")
+          colour="MATLAB rgb2gray rounded to 8 bits; data range 255",
+          min_size=lambda o: next(n for n in range(1, 1 << 16) if _vifp_fits(n, o["scales"])),
+          size_note="four scales of 'valid' Gaussian filtering (17, 9, 5, 3 taps) with halving between them",
+          nonfinite={"nan": "a reference without variance (a constant image): its information is 0 at every "
+                            "scale, so the ratio is 0/0, as vifp_mscale.m"})
 def vifp(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quantize: bool = True,
          sigma_nsq: float = 2.0, scales: int = 4) -> torch.Tensor:
     """Multi-scale pixel-domain VIF with a scalar GSM (vifp_mscale.m)."""

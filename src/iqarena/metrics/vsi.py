@@ -71,7 +71,9 @@ def _work_dtype(x: torch.Tensor) -> torch.dtype:
           paper="Zhang, Shen and Li, VSI: A visual saliency-induced index for perceptual image quality "
                 "assessment, TIP 2014",
           code="https://sse.tongji.edu.cn/linzhang/IQA/VSI/VSI.htm (VSI.m)",
-          colour="RGB (0..255) as VSI.m: SDSP saliency in CIELab, L/M/N opponent channels; grey replicated to RGB")
+          colour="RGB (0..255) as VSI.m: SDSP saliency in CIELab, L/M/N opponent channels; grey replicated to RGB",
+          min_size=8, size_note="iqarena's bound (VSI.m sets none): a smaller image's saliency comes from a 256x256 "
+                    "upscale of a few pixels")
 def vsi(dist: torch.Tensor, ref: torch.Tensor, *, c_vs: float = 1.27, c_gm: float = 386.0, c_chrom: float = 130.0,
         alpha: float = 0.40, lam: float = 0.020, omega0: float = 0.021, sigma_f: float = 1.34,
         sigma_d: float = 145.0, sigma_c: float = 0.001) -> torch.Tensor:

@@ -15,7 +15,9 @@ Deviation on purpose: where vsnr.m returns Inf (distortions below the detection 
 luminance change under 1 %), this returns ``subthreshold_db`` (default 2000 dB), above the largest
 finite value vsnr.m can produce (about 1996.5 dB, its Weber-law branch at the 1 % limit), so rankings
 are kept; pass ``subthreshold_db=float('inf')`` for vsnr.m's output. The bisection in find_best_csnrs
-(an unbounded loop in vsnr.m) stops after 64 halvings, well beyond double precision.
+(an unbounded loop in vsnr.m) stops after 64 halvings, well beyond double precision. The standard deviation
+of a constant image is exactly 0 (rounding leaves about 1e-15 in vsnr.m, and here either that or 0 depending on
+the batch, which made a flat image's VSNR NaN alone and finite in a batch).
 """
 
 from __future__ import annotations
@@ -80,6 +82,13 @@ def _uint8(x: torch.Tensor) -> torch.Tensor:
     return torch.clamp(torch.sign(x) * torch.floor(x.abs() + 0.5), 0, 255)
 
 
+def _std(x: torch.Tensor) -> torch.Tensor:
+    """std(x, 1) along dim 1; exactly 0 where a row is constant, where rounding would leave about 1e-15 or 0
+    depending on how the batch is reduced (a flat image's VSNR would be NaN alone and finite in a batch)."""
+    s = x.std(dim=1, unbiased=False)
+    return torch.where(x.amax(dim=1) == x.amin(dim=1), torch.zeros_like(s), s)
+
+
 def _band_contrasts(details, zeta: torch.Tensor, gains: torch.Tensor) -> torch.Tensor:
     """sqrt(sum over orientations of (std(band, 1) / (zeta * gain_s))^2) per level: (N, levels)."""
     out = []
@@ -120,7 +129,11 @@ def _find_best_csnrs(ce: torch.Tensor, cis: torch.Tensor, fs: torch.Tensor, iter
 @register("vsnr", kind="fr", higher_better=True, score_range=(float("-inf"), 2000.0),
           paper="Chandler & Hemami, VSNR: A wavelet-based visual signal-to-noise ratio for natural images, TIP 2007",
           code="http://foulard.ece.cornell.edu/dmc27/vsnr/vsnr.html (vsnr.m, imdwt.cpp; MeTriX MuX metrix_vsnr)",
-          colour="0.299 R + 0.587 G + 0.114 B, not rounded (MeTriX MuX); option: gray (MATLAB rgb2gray)")
+          colour="0.299 R + 0.587 G + 0.114 B, not rounded (MeTriX MuX); option: gray (MATLAB rgb2gray)",
+          min_size=2, size_note="a 1x1 image is flat, and a flat reference leaves VSNR undefined",
+          nonfinite={"nan": "a flat reference (no contrast, e.g. flat grey) against a visibly distorted image: "
+                            "vsnr.m's search for the best contrast SNRs divides 0 by 0",
+                     "inf": "differences below the detection threshold with subthreshold_db=inf (vsnr.m's Inf)"})
 def vsnr(dist: torch.Tensor, ref: torch.Tensor, *, alpha: float = 0.04, b: float = 0.0, k: float = 0.02874,
          gamma: float = 2.2, resolution: float = 96.0, distance: float = 19.1, levels: int = 5,
          colour: str = "metrix", pad: bool = True, subthreshold_db: float = 2000.0) -> torch.Tensor:
@@ -142,7 +155,7 @@ def vsnr(dist: torch.Tensor, ref: torch.Tensor, *, alpha: float = 0.04, b: float
     m_x = src64.mean(dim=1)
     src_lum = lum(_uint8(src64))
     m_l = src_lum.mean(dim=1)
-    c_i = src_lum.std(dim=1, unbiased=False) / m_l
+    c_i = _std(src_lum) / m_l
     zeta = m_l * (b + k * m_x) ** (1 - gamma) / (k * gamma)
     cis = _band_contrasts(dwt97(src.float(), levels)[0], zeta, gains)   # imdwt.cpp works in float
     c_te = (cis / _best_csnrs(torch.zeros(n, dtype=torch.float64, device=src.device), fs)).norm(dim=1)
@@ -150,7 +163,7 @@ def vsnr(dist: torch.Tensor, ref: torch.Tensor, *, alpha: float = 0.04, b: float
     # analyze_dst_img
     err = _uint8(dst - src + m_x.view(n, 1, 1, 1))
     err_lum = lum(err.flatten(1))
-    c_e = err_lum.std(dim=1, unbiased=False) / m_l
+    c_e = _std(err_lum) / m_l
     visible = c_e > c_te
     ces = _band_contrasts(dwt97(err.float(), levels)[0], zeta, gains)
 

@@ -60,12 +60,13 @@ class WaDIQaMFRNet(nn.Module):
 _PAPER = "Bosse et al., Deep neural networks for no-reference and full-reference image quality assessment, TIP 2018"
 _CODE = "https://github.com/dmaniry/deepIQA (evaluate.py, fr_model.py)"
 _COLOUR = "RGB 0..255 (grey repeated to 3 channels)"
+_SIZE = dict(min_size=PATCH, size_note="one 32x32 patch")
 
 
 @register("wadiqam_fr", kind="fr", higher_better=True, score_range=(0, 9), paper=_PAPER, code=_CODE,
-          colour=_COLOUR, weights=("wadiqam-fr-tid",), model="tid")
+          colour=_COLOUR, weights=("wadiqam-fr-tid",), model="tid", **_SIZE)
 @register("wadiqam_fr_live", kind="fr", higher_better=False, score_range=(0, 100), paper=_PAPER, code=_CODE,
-          colour=_COLOUR, weights=("wadiqam-fr-live",), model="live")
+          colour=_COLOUR, weights=("wadiqam-fr-live",), model="live", **_SIZE)
 class WaDIQaMFR(nn.Module):
     """WaDIQaM-FR quality: TID2013 MOS (``model='tid'``) or LIVE DMOS (``model='live'``).
     ``chunk``: patches per forward pass; ``weights``: catalogue name or file path (Chainer HDF5 or torch)."""

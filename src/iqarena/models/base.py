@@ -84,6 +84,8 @@ class IQAModel(nn.Module):
         raise NotImplementedError
 
     def forward(self, dist: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+        dist = dist.to(self.label_mean.dtype)  # the network's precision (float64 input would not meet float32 weights)
+        ref = ref.to(self.label_mean.dtype) if ref is not None else None
         if self.training or not self.test_crop:
             return self.score(dist, ref)
         h, w = dist.shape[-2:]

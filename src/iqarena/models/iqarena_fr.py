@@ -21,7 +21,7 @@ from torch import nn
 
 from ..metrics.registry import register
 from .base import IQAModel, load_trained
-from .trunk import pyramid, trunk, width
+from .trunk import TRUNK_SIZE_NOTE, TRUNK_STRIDE, pyramid, trunk, width
 
 LEVELS = (3, 4, 5, 6, 7)  # stage outputs 80, 112, 192, 320 channels and the head's 1280
 
@@ -42,7 +42,8 @@ class AttentionPool(nn.Module):
           weights=("efficientnet_lite0",), trained=False,
           paper="iqarena's own, after IQT (Cheon et al., NTIRE 2021 winner): dist, ref and difference features, "
                 "attention pooling",
-          code="src/iqarena/models/iqarena_fr.py", colour="RGB; grey repeated to three channels")
+          code="src/iqarena/models/iqarena_fr.py", colour="RGB; grey repeated to three channels",
+          min_size=TRUNK_STRIDE, size_note=TRUNK_SIZE_NOTE)
 class IQArenaFR(IQAModel):
     """Full-reference quality (higher is better) from EfficientNet-Lite0 features of dist, ref and ref - dist."""
 

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from ..metrics.registry import register
 from .base import IQAModel, load_trained
-from .trunk import mean_std, pyramid, trunk, width
+from .trunk import TRUNK_SIZE_NOTE, TRUNK_STRIDE, mean_std, pyramid, trunk, width
 
 TRAINED = "iqarena-nr-clive"
 
@@ -32,7 +32,8 @@ TRAINED = "iqarena-nr-clive"
 @register("iqarena_nr", kind="nr", higher_better=True, score_range=(-math.inf, math.inf), family="model",
           weights=("efficientnet_lite0", TRAINED),
           paper="iqarena's own: EfficientNet-Lite0 (Tan and Le, 2019) features, mean and std pooling of every stage",
-          code="src/iqarena/models/iqarena_nr.py", colour="RGB; grey repeated to three channels")
+          code="src/iqarena/models/iqarena_nr.py", colour="RGB; grey repeated to three channels",
+          min_size=TRUNK_STRIDE, size_note=TRUNK_SIZE_NOTE)
 class IQArenaNR(IQAModel):
     """No-reference quality (MOS-like, higher is better) from pooled EfficientNet-Lite0 statistics."""
 

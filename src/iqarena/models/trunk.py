@@ -16,6 +16,10 @@ from ..errors import InputError
 from ..weights import load_state_dict
 
 STAGES = 7
+#: the models' smallest image side: EfficientNet-Lite0 downsamples by 32, so a smaller image leaves its last
+#: stages a single padded pixel (the network runs below it; its features there mean little)
+TRUNK_STRIDE = 32
+TRUNK_SIZE_NOTE = "EfficientNet-Lite0's total stride of 32"
 
 
 def trunk(pretrained: bool = True, train_from: int = 6, weights: str | Path | None = None) -> EfficientNetLite0:
