@@ -44,3 +44,16 @@ def rgb2y(x: torch.Tensor) -> torch.Tensor:
         return x
     w = x.new_tensor((65.481, 128.553, 24.966)).view(1, 3, 1, 1)
     return ((x * w).sum(1, keepdim=True) + 16.0) / 255.0
+
+
+# rgb2ycbcr for uint8 data: T = (1/255) * the BT.601 luma row, applied by imlincomb in double with offset 16.
+YCBCR_Y_ROW = (65.481, 128.553, 24.966)
+
+
+def rgb2ycbcr_y8(x: torch.Tensor) -> torch.Tensor:
+    """Y of MATLAB ``rgb2ycbcr`` on the 8-bit values of (N, 3, H, W) RGB in [0, 1], rounded to uint8 as MATLAB
+    does (16..235), returned as (N, 1, H, W) float64 in [0, 1]. The PIRM 2018 evaluation's luminance."""
+    v = torch.floor(x.clamp(0, 1).to(torch.float64) * 255 + 0.5)
+    t = [(1 / 255) * c for c in YCBCR_Y_ROW]
+    y = ((v[:, 0:1] * t[0] + v[:, 1:2] * t[1]) + v[:, 2:3] * t[2]) + 16
+    return torch.floor(y + 0.5).clamp(0, 255) / 255

@@ -138,6 +138,14 @@ _ENTRIES = [
                ("https://github.com/dmaniry/deepIQA/raw/master/models/fr_live_weighted.model",),
                git_sha1="3b21d7a8fa196788d9846a35a6b3943162217e27", format="chainer-hdf5",
                source="git blob id in github.com/dmaniry/deepIQA (models/)", used_by=("wadiqam_fr_live",)),
+    WeightFile("ma-model", "model.mat",
+               "Ma et al. (CVIU 2017) trained model: 3 regression forests of 2000 trees (randomforest-matlab regRF "
+               "structs) and the linear weights (MATLAB .mat)", "MIT (Chao Ma, github.com/chaoma99/sr-metric)",
+               ("https://github.com/chaoma99/sr-metric/raw/master/model.mat",),
+               git_sha1="a852aefb6a49e52703044fee4fa60c3f5b8d5adc", format="mat",
+               source="git blob id of model.mat in github.com/chaoma99/sr-metric (commit 51218db); size not known "
+                      "here (pyiqa re-hosts a copy as NRQM_model.mat, not checked to be identical)",
+               used_by=("ma", "pi")),
     # small files shipped with the package
     WeightFile("lpips-v0.1-alex", "alex.pth", "LPIPS v0.1 linear layers for AlexNet", "BSD-2-Clause (LPIPS authors)",
                ("https://github.com/richzhang/PerceptualSimilarity/raw/master/lpips/weights/v0.1/alex.pth",),
