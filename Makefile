@@ -23,7 +23,23 @@ train-demo: $(BIN)/iqarena
 		-o out/train-demo/output.txt --submission out/train-demo/submission.zip --overwrite
 	$(BIN)/iqarena submission check out/train-demo/submission.zip
 
+# ensembles end to end: a synthetic FR set, four metrics scored into the store, the mean of XGBoost, LightGBM and
+# CatBoost bagged over 5 folds grouped by reference, predictions, and the fitted folder scoring a pair as a metric
+ensemble-demo: $(BIN)/iqarena
+	$(BIN)/iqarena synth src/iqarena/sample/ref -o out/ensemble-demo/data --label ms_ssim,fsimc --max-side 256 --levels 3 --overwrite
+	$(BIN)/iqarena ensemble fit -d pipal --root out/ensemble-demo/data --metric psnr --metric ssim --metric gmsd --metric vsi \
+		--model egb --param n_estimators=300 -o out/ensemble-demo/model --overwrite
+	$(BIN)/iqarena ensemble predict out/ensemble-demo/model -d pipal --root out/ensemble-demo/data \
+		-o out/ensemble-demo/output.txt --overwrite
+	$(BIN)/iqarena score -m out/ensemble-demo/model --dist out/ensemble-demo/data/Train_Dis/A0001_00_02.bmp \
+		--ref out/ensemble-demo/data/Train_Ref/A0001.bmp
+	@echo "report: out/ensemble-demo/model/report.md"
+
+# the challenge platform with a ready demo challenge (bundled sample images, synthetic labels) on http://127.0.0.1:8000/
+challenge-demo: $(BIN)/iqarena
+	$(BIN)/iqarena challenge demo --dir out/challenge-demo
+
 test: $(BIN)/iqarena
 	$(BIN)/python -m pytest -q
 
-.PHONY: demo test train-demo
+.PHONY: demo test train-demo challenge-demo ensemble-demo

@@ -379,3 +379,17 @@ def test_cli_pack_and_check(tmp_path):
                                str(tmp_path / "bare.zip")]).exit_code == 0
     res = runner.invoke(app, ["submission", "check", str(tmp_path / "bare.zip"), "--names", str(labels)])
     assert isinstance(res.exception, InputError) and "ambiguous" in str(res.exception)
+
+
+@pytest.mark.parametrize("mode,what", [(0o120777, "symbolic link"), (0o020644, "special file")])
+def test_links_and_special_members_are_refused(tmp_path, mode, what):
+    """The one parser refuses a member that is not a plain file (so `submission check` and the server agree)."""
+    path = tmp_path / "sub.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, text in (("output.txt", "a.png,1\n"), ("readme.txt", "runtime per image [s] : 1\n")):
+            info = zipfile.ZipInfo(name)
+            info.create_system = 3
+            info.external_attr = ((mode if name == "output.txt" else 0o100644)) << 16
+            zf.writestr(info, text)
+    with pytest.raises(InputError, match=f"member 'output.txt' is a {what}|symbolic link or special file"):
+        check_submission(path, ["a.png"])

@@ -308,6 +308,10 @@ def _checked_name(path: Path, info: zipfile.ZipInfo) -> str | None:
                          f"{README} themselves, with no path.")
     if info.flag_bits & 0x1:
         raise InputError(f"{path}: member {info.filename!r} is encrypted. Zip the files without a password.")
+    kind = (info.external_attr >> 16) & 0o170000  # Unix file type, where the zip was made on Unix
+    if info.create_system == 3 and kind not in (0, 0o100000, 0o040000):
+        raise InputError(f"{path}: member {info.filename!r} is a symbolic link or special file. Zip the text "
+                         "files themselves.")
     if parts[0] in IGNORED_FOLDERS or parts[-1] in IGNORED_FILES:
         return None
     if len(parts) > 1 or info.is_dir():

@@ -1,0 +1,1 @@
+"""Tests of the challenge platform (iqarena.challenge); a package, so its conftest does not shadow tests/conftest."""
