@@ -28,9 +28,18 @@ def app(ch_sqlite):
     return create_app(ch_sqlite.root, None, challenge=ch_sqlite)
 
 
+def form_token(client: TestClient, page: str = "/login") -> str:
+    """The CSRF token of a form shown before login (its cookie is now in the client)."""
+    return csrf_of(client.get(page).text)
+
+
+def post_login(client: TestClient, **data):
+    return client.post("/login", data={"csrf": form_token(client), **data}, follow_redirects=False)
+
+
 def login_client(app, name: str) -> tuple[TestClient, str]:
     client = TestClient(app)
-    r = client.post("/login", data={"name": name, "password": "password-" + name}, follow_redirects=False)
+    r = post_login(client, name=name, password="password-" + name)
     assert r.status_code == 303, r.text
     return client, csrf_of(client.get("/team").text)
 
@@ -159,6 +168,16 @@ def test_forms_need_the_csrf_token_and_cookies_are_httponly(ch_sqlite, app):
     user_with_token(ch_sqlite, "alice")
     client = TestClient(app)
     r = client.post("/login", data={"name": "alice", "password": "password-alice"}, follow_redirects=False)
+    assert r.status_code == 403 and "form expired" in r.text  # no token: refused, nobody logged in
+    mine, forged = form_token(client), form_token(TestClient(app))  # another browser's token does not pass
+    assert mine != forged
+    r = client.post("/login", data={"name": "alice", "password": "password-alice", "csrf": forged},
+                    follow_redirects=False)
+    assert r.status_code == 403
+    r = client.post("/register", data={"name": "mallory", "password": "password-mallory",
+                                       "password2": "password-mallory"}, follow_redirects=False)
+    assert r.status_code == 403
+    r = post_login(client, name="alice", password="password-alice")
     cookie = r.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=lax" in cookie
     with ch_sqlite.Session() as s:        # the session token is stored hashed
@@ -211,9 +230,9 @@ def test_login_is_rate_limited_and_passwords_are_argon2(ch_sqlite, app):
         assert all(t.startswith("iqa_") is False for t in s.scalars(select(ApiToken.token_hash)))
     client = TestClient(app)
     for _ in range(5):
-        r = client.post("/login", data={"name": "alice", "password": "nope-nope"})
+        r = client.post("/login", data={"name": "alice", "password": "nope-nope", "csrf": form_token(client)})
         assert r.status_code == 401 and "wrong user name or password" in r.text
-    r = client.post("/login", data={"name": "alice", "password": "password-alice"})
+    r = client.post("/login", data={"name": "alice", "password": "password-alice", "csrf": form_token(client)})
     assert r.status_code == 429 and "too many failed logins" in r.text
     assert client.post("/api/v1/token", json={"name": "alice", "password": "password-alice"}).status_code == 429
 
@@ -222,8 +241,7 @@ def test_redirects_stay_on_the_site(ch_sqlite, app):
     user_with_token(ch_sqlite, "alice")
     client = TestClient(app)
     for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
-        r = client.post("/login", data={"name": "alice", "password": "password-alice", "next": target},
-                        follow_redirects=False)
+        r = post_login(client, name="alice", password="password-alice", next=target)
         assert r.headers["location"] == "/"
 
 

@@ -7,7 +7,9 @@ queued, workers score them.
 
 from __future__ import annotations
 
+import hmac
 import logging
+import secrets
 from pathlib import Path
 from urllib.parse import quote
 
@@ -27,6 +29,10 @@ from .db import ApiToken, Submission, Team, User
 from .service import Challenge, _iso
 from .storage import TooLarge
 from .uploads import receive_upload
+
+#: the cookie of the CSRF token of the forms shown before login
+FORM_COOKIE = "iqarena_form"
+EXPIRED = "the form expired or came from another site; it was reloaded, please send it again."
 
 log = logging.getLogger("iqarena.challenge")
 HERE = Path(__file__).parent
@@ -294,13 +300,28 @@ def create_app(root: str | Path, url: str | None = None, *, challenge: Challenge
         return with_session(request, lambda s, user, sess: render(
             request, "index.html", user=user, csrf=sess and sess.csrf, phases=ch.config.phases), need_user=False)
 
+    def anonymous_form(request: Request, name: str, code: int = 200, **ctx) -> HTMLResponse:
+        """A form shown before login (register, log in), with a CSRF token bound to a short cookie
+        (double submit: a cross-site page can neither read the cookie nor set the field)."""
+        token = request.cookies.get(FORM_COOKIE) or secrets.token_urlsafe(32)
+        response = render(request, name, code, user=None, csrf=token, **ctx)
+        response.set_cookie(FORM_COOKIE, token, httponly=True, samesite="strict", secure=secure_cookies, path="/",
+                            max_age=3600)
+        return response
+
+    def anonymous_csrf_ok(request: Request, form) -> bool:
+        cookie, given = request.cookies.get(FORM_COOKIE), form.get("csrf")
+        return bool(cookie) and isinstance(given, str) and hmac.compare_digest(cookie, given)
+
     @app.get("/register", response_class=HTMLResponse)
     def register_page(request: Request):
-        return render(request, "register.html", user=None, csrf=None, message=None)
+        return anonymous_form(request, "register.html", message=None)
 
     @app.post("/register")
     async def register(request: Request):
         form = await request.form()
+        if not anonymous_csrf_ok(request, form):
+            return anonymous_form(request, "register.html", 403, message=EXPIRED)
 
         def handler():  # argon2 and the database off the event loop
             try:
@@ -310,18 +331,20 @@ def create_app(root: str | Path, url: str | None = None, *, challenge: Challenge
                     user = create_user(s, str(form.get("name", "")), str(form.get("password", "")))
                     token = start_session(s, user)
             except Refused as exc:
-                return render(request, "register.html", exc.status, user=None, csrf=None, message=str(exc))
+                return anonymous_form(request, "register.html", exc.status, message=str(exc))
             return _logged_in(token, "/team", secure_cookies)
         return await run_in_threadpool(handler)
 
     @app.get("/login", response_class=HTMLResponse)
     def login_page(request: Request, next: str = "/"):
-        return render(request, "login.html", user=None, csrf=None, message=None, next=_local(next))
+        return anonymous_form(request, "login.html", message=None, next=_local(next))
 
     @app.post("/login")
     async def login_post(request: Request):
         form = await request.form()
         nxt = _local(str(form.get("next", "/")))
+        if not anonymous_csrf_ok(request, form):
+            return anonymous_form(request, "login.html", 403, message=EXPIRED, next=nxt)
 
         def handler():
             try:
@@ -329,7 +352,7 @@ def create_app(root: str | Path, url: str | None = None, *, challenge: Challenge
                     user = login(s, str(form.get("name", "")), str(form.get("password", "")), _ip(request))
                     token = start_session(s, user)
             except Refused as exc:
-                return render(request, "login.html", exc.status, user=None, csrf=None, message=str(exc), next=nxt)
+                return anonymous_form(request, "login.html", exc.status, message=str(exc), next=nxt)
             return _logged_in(token, nxt, secure_cookies)
         return await run_in_threadpool(handler)
 
