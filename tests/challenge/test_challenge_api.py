@@ -162,6 +162,13 @@ def test_daily_and_total_limits(make_challenge, db_url, tmp_path):
     assert upload(client, token, good).status_code == 201
     r = upload(client, token, good)
     assert r.status_code == 429 and "all 3 submissions" in r.json()["error"]
+    # a refused upload of new content leaves no file behind that no submission points to
+    other = raw_zip(tmp_path / "other.zip", {"output.txt": b"y.bmp,2\n"})
+    assert upload(client, token, other).status_code == 429
+    from iqarena.challenge.storage import UPLOADS
+
+    with ch.Session() as s:
+        assert {p.stem for p in (ch.root / UPLOADS).rglob("*.zip")} == set(s.scalars(select(Submission.sha256)))
     # the other phase has its own quota
     assert upload(client, token, good_zip(tmp_path / "t.zip", "test", 30), phase="test").status_code == 201
 

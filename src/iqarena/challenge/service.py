@@ -107,7 +107,15 @@ class Challenge:
             except IntegrityError:  # a concurrent retry with the same key won the race
                 if attempt == 2 or key is None:
                     raise
+            except (Refused, Forbidden):  # over a limit: keep no file that no submission points to
+                self._drop_unreferenced(sha)
+                raise
         raise AssertionError("unreachable")
+
+    def _drop_unreferenced(self, sha: str) -> None:
+        with self.Session() as s:
+            if s.scalar(select(func.count()).select_from(Submission).where(Submission.sha256 == sha)) == 0:
+                stored_path(self.root, sha).unlink(missing_ok=True)
 
     def _insert(self, s: Session, user: User, phase: Phase, sha: str, size: int, filename: str,
                 key: str | None) -> tuple[Submission, bool]:
