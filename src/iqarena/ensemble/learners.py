@@ -268,13 +268,16 @@ class SVR(_ArrayLearner):
                        "gamma": np.array(model._gamma), "y": np.array([y_mean, y_scale])}
         return self
 
-    def predict(self, x):
+    def predict(self, x, rows: int = 1024):
         a = self.arrays
-        z = (x - a["mean"]) / a["scale"]
         sv = a["support"]
-        sq = (z * z).sum(1)[:, None] + (sv * sv).sum(1)[None, :] - 2 * z @ sv.T
-        out = np.exp(-a["gamma"] * np.maximum(sq, 0)) @ a["dual"] + a["intercept"]
-        return out * a["y"][1] + a["y"][0]
+        sv_sq = (sv * sv).sum(1)[None, :]
+        out = np.empty(len(x))
+        for i in range(0, len(x), rows):  # a block of rows at a time: memory stays at rows x support vectors
+            z = (x[i:i + rows] - a["mean"]) / a["scale"]
+            sq = (z * z).sum(1)[:, None] + sv_sq - 2 * z @ sv.T
+            out[i:i + rows] = np.exp(-a["gamma"] * np.maximum(sq, 0)) @ a["dual"]
+        return (out + a["intercept"]) * a["y"][1] + a["y"][0]
 
 
 @LEARNERS.register("mean-rank", aliases=("mean_rank",))
