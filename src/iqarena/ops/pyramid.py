@@ -208,9 +208,10 @@ def _centre(n: int) -> int:
     return math.ceil((n + 0.5) / 2)
 
 
-@functools.lru_cache(maxsize=16)
-def _scf_masks_cpu(h: int, w: int, level: int, order: int, twidth: float):
-    nb = order + 1
+def polar_grid(h: int, w: int, twidth: float):
+    """What buildSCFpyr and buildSFpyr share: the fftshifted polar grid (angle, log2 radius, the centre's
+    radius copied from its left neighbour as the code does) and the radial raised cosine (its high-pass
+    values ``yrc``, low-pass ``yirc``, first abscissa ``x0`` and step ``inc``), all float64."""
     cy, cx = _centre(h), _centre(w)
     xr = ((torch.arange(1, w + 1, dtype=torch.float64) - cx) / (w / 2)).expand(h, w)
     yr = ((torch.arange(1, h + 1, dtype=torch.float64) - cy) / (h / 2))[:, None].expand(h, w)
@@ -218,33 +219,51 @@ def _scf_masks_cpu(h: int, w: int, level: int, order: int, twidth: float):
     rad = torch.sqrt(xr ** 2 + yr ** 2)
     rad[cy - 1, cx - 1] = rad[cy - 1, cx - 2]
     log_rad = torch.log2(rad)
-
     xrc, yrc = _rcos(twidth, -twidth / 2)
     yrc = torch.sqrt(yrc)
     yirc = torch.sqrt(1.0 - yrc ** 2)
-    inc = float(xrc[1] - xrc[0])
-    mask = _point_op(log_rad, yirc, float(xrc[0]), inc)  # lo0mask
+    return angle, log_rad, yrc, yirc, float(xrc[0]), float(xrc[1] - xrc[0])
+
+
+def half_crop(dh: int, dw: int) -> tuple[int, int, int, int]:
+    """The next level's spectrum inside this one's: 0-based crop start and size (sh, sw, lh, lw)."""
+    lh, lw = math.ceil((dh - 0.5) / 2), math.ceil((dw - 0.5) / 2)
+    return _centre(dh) - _centre(lh), _centre(dw) - _centre(lw), lh, lw
+
+
+def angle_table(order: int, halved: bool) -> tuple[torch.Tensor, float, float]:
+    """The angular lookup table (values, first abscissa, step) of the pyramids' oriented masks; ``halved``:
+    buildSCFpyr's one-sided masks (twice the height, zero beyond pi/2), else buildSFpyr's."""
+    nb = order + 1
+    lutsize = 1024
+    xcosn = math.pi * torch.arange(-(2 * lutsize + 1), lutsize + 2, dtype=torch.float64) / lutsize
+    const = (2 ** (2 * order)) * (math.factorial(order) ** 2) / (nb * math.factorial(2 * order))
+    if halved:
+        alfa = torch.remainder(math.pi + xcosn, 2 * math.pi) - math.pi
+        ycosn = 2 * math.sqrt(const) * torch.cos(xcosn) ** order * (alfa.abs() < math.pi / 2)
+    else:
+        ycosn = math.sqrt(const) * torch.cos(xcosn) ** order
+    return ycosn, float(xcosn[0]), float(xcosn[1] - xcosn[0])
+
+
+@functools.lru_cache(maxsize=16)
+def _scf_masks_cpu(h: int, w: int, level: int, order: int, twidth: float):
+    nb = order + 1
+    angle, log_rad, yrc, yirc, x00, inc = polar_grid(h, w, twidth)
+    mask = _point_op(log_rad, yirc, x00, inc)  # lo0mask
     top, left = 0, 0
     for lev in range(1, level + 1):
-        x0 = float(xrc[0]) - lev  # Xrcos shifted one octave per level
+        x0 = x00 - lev  # Xrcos shifted one octave per level
         if lev == level:
             break
-        dh, dw = mask.shape
-        lh, lw = math.ceil((dh - 0.5) / 2), math.ceil((dw - 0.5) / 2)
-        sh, sw = _centre(dh) - _centre(lh), _centre(dw) - _centre(lw)  # 0-based crop start
+        sh, sw, lh, lw = half_crop(*mask.shape)
         top, left = top + sh, left + sw
         log_rad = log_rad[sh: sh + lh, sw: sw + lw]
         angle = angle[sh: sh + lh, sw: sw + lw]
         mask = mask[sh: sh + lh, sw: sw + lw] * _point_op(log_rad, yirc, x0, inc)
     himask = _point_op(log_rad, yrc, x0, inc)
-
-    lutsize = 1024
-    xcosn = math.pi * torch.arange(-(2 * lutsize + 1), lutsize + 2, dtype=torch.float64) / lutsize
-    const = (2 ** (2 * order)) * (math.factorial(order) ** 2) / (nb * math.factorial(2 * order))
-    alfa = torch.remainder(math.pi + xcosn, 2 * math.pi) - math.pi
-    ycosn = 2 * math.sqrt(const) * torch.cos(xcosn) ** order * (alfa.abs() < math.pi / 2)
-    xinc = float(xcosn[1] - xcosn[0])
-    angmasks = torch.stack([_point_op(angle, ycosn, float(xcosn[0]) + math.pi * b / nb, xinc) for b in range(nb)])
+    ycosn, a0, xinc = angle_table(order, halved=True)
+    angmasks = torch.stack([_point_op(angle, ycosn, a0 + math.pi * b / nb, xinc) for b in range(nb)])
     masks = ((-1j) ** order) * (mask * himask * angmasks).to(torch.complex128)
     return (top, left, mask.shape[0], mask.shape[1]), masks
 

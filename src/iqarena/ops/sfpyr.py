@@ -15,7 +15,7 @@ import math
 import torch
 
 from ..errors import InputError
-from .pyramid import _centre, _point_op, _rcos
+from .pyramid import _point_op, angle_table, half_crop, polar_grid
 
 
 @functools.lru_cache(maxsize=16)
@@ -23,41 +23,21 @@ def _sf_masks(h: int, w: int, height: int, order: int, twidth: float):
     """(hi0 mask, lo0 mask, per level: (band masks (nb, h_l, w_l), crop (top, left, h, w) of the spectrum for
     the next level, low-pass mask applied after the crop)), all float64 on the CPU."""
     nb = order + 1
-    cy, cx = _centre(h), _centre(w)
-    xr = ((torch.arange(1, w + 1, dtype=torch.float64) - cx) / (w / 2)).expand(h, w)
-    yr = ((torch.arange(1, h + 1, dtype=torch.float64) - cy) / (h / 2))[:, None].expand(h, w)
-    angle = torch.atan2(yr, xr)
-    rad = torch.sqrt(xr ** 2 + yr ** 2)
-    rad[cy - 1, cx - 1] = rad[cy - 1, cx - 2]
-    log_rad = torch.log2(rad)
-
-    xrc, yrc = _rcos(twidth, -twidth / 2)
-    yrc = torch.sqrt(yrc)
-    yirc = torch.sqrt(1.0 - yrc ** 2)
-    inc = float(xrc[1] - xrc[0])
-    x0 = float(xrc[0])
+    angle, log_rad, yrc, yirc, x0, inc = polar_grid(h, w, twidth)
     lo0 = _point_op(log_rad, yirc, x0, inc)
     hi0 = _point_op(log_rad, yrc, x0, inc)
-
-    lutsize = 1024
-    xcosn = math.pi * torch.arange(-(2 * lutsize + 1), lutsize + 2, dtype=torch.float64) / lutsize
-    const = (2 ** (2 * order)) * (math.factorial(order) ** 2) / (nb * math.factorial(2 * order))
-    ycosn = math.sqrt(const) * torch.cos(xcosn) ** order
-    xinc = float(xcosn[1] - xcosn[0])
-    yirc_abs = torch.abs(torch.sqrt(1.0 - yrc ** 2))
+    ycosn, a0, xinc = angle_table(order, halved=False)
 
     levels = []
     dh, dw = h, w
     for _ in range(height):
         x0 -= 1.0  # Xrcos shifted one octave per level
         himask = _point_op(log_rad, yrc, x0, inc)
-        bands = torch.stack([_point_op(angle, ycosn, float(xcosn[0]) + math.pi * b / nb, xinc) * himask
-                             for b in range(nb)])
-        lh, lw = math.ceil((dh - 0.5) / 2), math.ceil((dw - 0.5) / 2)
-        sh, sw = _centre(dh) - _centre(lh), _centre(dw) - _centre(lw)  # 0-based crop start
+        bands = torch.stack([_point_op(angle, ycosn, a0 + math.pi * b / nb, xinc) * himask for b in range(nb)])
+        sh, sw, lh, lw = half_crop(dh, dw)
         log_rad = log_rad[sh: sh + lh, sw: sw + lw]
         angle = angle[sh: sh + lh, sw: sw + lw]
-        lomask = _point_op(log_rad, yirc_abs, x0, inc)
+        lomask = _point_op(log_rad, yirc, x0, inc)
         levels.append((bands, (sh, sw, lh, lw), lomask))
         dh, dw = lh, lw
     return hi0, lo0, tuple(levels)
