@@ -47,6 +47,29 @@ def ridge_fold(train_x, train_y, val_x) -> np.ndarray:
     return model.fit(train_x, train_y).predict(val_x)
 
 
+def train_fold(config: str, k: int, folds: int, out: str, overrides: dict | None = None, log=lambda m: None):
+    """Train fold ``k`` of ``config`` (``data.fold = k``) and predict its validation fold from the cached
+    features with the LAST epoch's weights: (cfg, features of a dataset's rows, train split, validation
+    split, out-of-fold predictions)."""
+    cfg = load_config(config, {**(overrides or {}), "data.fold": str(k), "data.folds": str(folds),
+                               "train.out": out, "train.progress": "false"})
+    train(cfg, overwrite=True, log=log)
+    blob = torch.load(Path(cfg.train.out) / "last.pt", weights_only=True)
+    net = get_info(cfg.model.name).target(**cfg.model.options)
+    net.load_state_dict(blob["state_dict"])
+    net.eval()
+    key = fingerprint(MetricSpec.of(cfg.model.name, **cfg.model.options))
+    feats = torch.load(home() / "features" / f"{key}-{2 if cfg.data.flip else 1}.pt", weights_only=True)
+    train_ds, val_ds = load_splits(cfg.data)
+
+    def fx(ds):
+        return torch.stack([feats[f"{ds.root.resolve()}/{r.dist}"][0] for r in ds.rows])
+
+    with torch.no_grad():
+        pred = net.from_features(fx(val_ds)).double().numpy()
+    return cfg, fx, train_ds, val_ds, pred
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--config", default="configs/iqarena_nr_clive.toml")
@@ -61,22 +84,10 @@ def main() -> None:
     pooled = {"iqarena_nr": ([], []), "ridge": ([], [])}
     started = time.time()
     for k in range(args.folds):
-        cfg = load_config(args.config, {**overrides, "data.fold": str(k), "data.folds": str(args.folds),
-                                        "train.out": f"{args.out}/fold{k}", "train.progress": "false"})
-        train(cfg, overwrite=True, log=lambda m: print(m, file=sys.stderr))
+        cfg, fx, train_ds, val_ds, pred = train_fold(args.config, k, args.folds, f"{args.out}/fold{k}", overrides,
+                                                     log=lambda m: print(m, file=sys.stderr))
         rows = (Path(cfg.train.out) / "epochs.csv").read_text().splitlines()
         last = dict(zip(rows[0].split(","), rows[-1].split(",")))
-        # the model's out-of-fold predictions, for the pooled figures
-        blob = torch.load(Path(cfg.train.out) / "last.pt", weights_only=True)
-        net = get_info(cfg.model.name).target(**cfg.model.options)
-        net.load_state_dict(blob["state_dict"])
-        net.eval()
-        key = fingerprint(MetricSpec.of(cfg.model.name, **cfg.model.options))
-        feats = torch.load(home() / "features" / f"{key}-{2 if cfg.data.flip else 1}.pt", weights_only=True)
-        train_ds, val_ds = load_splits(cfg.data)
-        fx = lambda ds: torch.stack([feats[f"{ds.root.resolve()}/{r.dist}"][0] for r in ds.rows])  # noqa: E731
-        with torch.no_grad():
-            pred = net.from_features(fx(val_ds)).double().numpy()
         r = evaluate(pred, val_ds.scores, higher_better=True)
         assert abs(r.srcc - float(last["val_srcc"])) < 1e-9, (r.srcc, last["val_srcc"])
         results["iqarena_nr"].append({"fold": k, "n": len(val_ds), "srcc": r.srcc, "plcc": r.plcc})

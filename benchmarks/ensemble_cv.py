@@ -33,35 +33,25 @@ import numpy as np
 import torch
 
 from iqarena.datasets import load_dataset
-from iqarena.ensemble import FeatureTable, dataset_features, extract_features, fit_ensemble, get_preset
+from iqarena.ensemble import (
+    FeatureTable,
+    dataset_features,
+    extract_features,
+    fit_ensemble,
+    get_preset,
+)
 
 PRESETS = ("ridge", "svr", "mean-rank", "xgboost", "lightgbm", "catboost", "egb", "debut.kele")
 
 
 def nr_out_of_fold(ds, config: str, folds: int) -> np.ndarray:
     """iqarena_nr's out-of-fold score of every photo (the same folds as the ensembles)."""
-    from iqarena.metrics import MetricSpec, fingerprint, get_info
-    from iqarena.models.config import load_config
-    from iqarena.models.data import load_splits
-    from iqarena.models.train import train
-    from iqarena.weights import home
+    from clive_nr_cv import train_fold  # the script beside this one
 
     pos = {r.dist: i for i, r in enumerate(ds.rows)}
     out = np.full(len(ds), np.nan)
     for k in range(folds):
-        cfg = load_config(config, {"data.fold": str(k), "data.folds": str(folds), "train.out": f"runs/ens_cv/fold{k}",
-                                   "train.progress": "false"})
-        train(cfg, overwrite=True, log=lambda m: None)
-        blob = torch.load(Path(cfg.train.out) / "last.pt", weights_only=True)
-        net = get_info(cfg.model.name).target(**cfg.model.options)
-        net.load_state_dict(blob["state_dict"])
-        net.eval()
-        key = fingerprint(MetricSpec.of(cfg.model.name, **cfg.model.options))
-        feats = torch.load(home() / "features" / f"{key}-{2 if cfg.data.flip else 1}.pt", weights_only=True)
-        _, val = load_splits(cfg.data)
-        with torch.no_grad():
-            x = torch.stack([feats[f"{val.root.resolve()}/{r.dist}"][0] for r in val.rows])
-            pred = net.from_features(x).double().numpy()
+        _, _, _, val, pred = train_fold(config, k, folds, f"runs/ens_cv/fold{k}")
         for r, p in zip(val.rows, pred):
             out[pos[r.dist]] = p
         print(f"iqarena_nr fold {k}: done", file=sys.stderr)
