@@ -136,7 +136,7 @@ def register(app: typer.Typer) -> None:
         from ..ensemble import Ensemble, read_features
         from ..execution import dataset_items, pair_items
         from ..io import collect_pairs, output_path
-        from ..models.predict import output_names, predict, write_output, write_submission
+        from ..models.predict import predict, write_predictions
 
         output_path(output, overwrite)
         if submission is not None:
@@ -147,7 +147,7 @@ def register(app: typer.Typer) -> None:
             table = read_features(features)
             scores = ens.predict_table(table)
             seconds = (time.perf_counter() - started) / max(len(scores), 1)
-            names = output_names(list(table.names))
+            keys = list(table.names)
         else:
             if dataset is not None or labels is not None:
                 items = dataset_items(_dataset(dataset, root, split, labels))
@@ -157,13 +157,12 @@ def register(app: typer.Typer) -> None:
                 raise InputError("nothing to predict: give --features, --dataset/--root, or --dist (and --ref).")
             scores, seconds = predict(str(model_dir), items, device=device, batch_size=batch_size,
                                       progress=len(items) > 1)
-            names = output_names([it.key for it in items])
-        write_output(output, names, scores, overwrite=overwrite)
+            keys = [it.key for it in items]
+        names = write_predictions(output, keys, scores, seconds=seconds, submission=submission,
+                                  gpu=device.startswith("cuda"), extra_data=extra_data,
+                                  description=f"iqarena ensemble {model_dir.name}", overwrite=overwrite)
         typer.echo(f"wrote {len(names)} predictions to {output}", err=True)
         if submission is not None:
-            write_submission(submission, names, scores, seconds=seconds, gpu=device.startswith("cuda"),
-                             extra_data=extra_data, description=f"iqarena ensemble {model_dir.name}",
-                             overwrite=overwrite)
             typer.echo(f"wrote {submission}", err=True)
 
     @ens.command("average")

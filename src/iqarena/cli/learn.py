@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
         from ..datasets import load_dataset
         from ..execution import dataset_items, pair_items
         from ..io import collect_pairs, output_path
-        from ..models.predict import output_names, predict, write_output, write_submission
+        from ..models.predict import predict, write_predictions
 
         output_path(output, overwrite)
         if submission is not None:
@@ -87,10 +87,9 @@ def register(app: typer.Typer) -> None:
                                      ("test_crops", test_crops)) if v is not None}
         scores, seconds = predict(model, items, device=device, batch_size=batch_size, options=options,
                                   progress=len(items) > 1)
-        names = output_names([it.key for it in items])
-        write_output(output, names, scores, overwrite=overwrite)
+        names = write_predictions(output, [it.key for it in items], scores, seconds=seconds, submission=submission,
+                                  gpu=torch.device(device).type == "cuda", extra_data=extra_data,
+                                  description=description, overwrite=overwrite)
         typer.echo(f"wrote {len(names)} predictions to {output} ({seconds * 1000:.1f} ms per image)", err=True)
         if submission is not None:
-            write_submission(submission, names, scores, seconds=seconds, gpu=torch.device(device).type == "cuda",
-                             extra_data=extra_data, description=description, overwrite=overwrite)
             typer.echo(f"wrote {submission}", err=True)

@@ -58,3 +58,16 @@ def write_submission(path: str | Path, names: Sequence[str], scores: np.ndarray,
     """The challenge's zip: output.txt and readme.txt (runtime per image as measured)."""
     readme = Readme(runtime=seconds, gpu=gpu, extra_data=extra_data, description=description)
     return pack_submission(dict(zip(names, map(float, scores))), readme, path, overwrite=overwrite)
+
+
+def write_predictions(output: str | Path, keys: Sequence[str], scores: np.ndarray, *, seconds: float,
+                      submission: str | Path | None = None, gpu: bool = False, extra_data: bool = False,
+                      description: str = "", overwrite: bool = False) -> list[str]:
+    """output.txt for the images ``keys`` (named as :func:`output_names` says) and, with ``submission``,
+    the zip beside it; returns the names written."""
+    names = output_names(keys)
+    write_output(output, names, scores, overwrite=overwrite)
+    if submission is not None:
+        write_submission(submission, names, scores, seconds=seconds, gpu=gpu, extra_data=extra_data,
+                         description=description, overwrite=overwrite)
+    return names
