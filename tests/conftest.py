@@ -45,6 +45,16 @@ def score_store(tmp_path_factory, monkeypatch):
     return root
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module's tests (``pytestmark = pytest.mark.usefixtures("one_thread")``): on small
+    images intra-op threads mostly contend, 10-20x slower on a busy two-core machine; no result depends on it."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def pairs() -> tuple[torch.Tensor, torch.Tensor]:
     """(dist, ref): the five calibration pairs as (5, 3, 384, 512) float tensors in [0, 1]."""

@@ -61,13 +61,7 @@ def _stand_in(name, fmt=None):
     return load_state_dict(name, fmt)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: these images are tiny, and on a busy two-core machine two threads spin-wait (10x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -38,12 +38,7 @@ FOREST = MA / "forest_octave.mat"
 TOL = {"f1": 1e-9, "f2": 1e-10, "f3": 1e-10}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

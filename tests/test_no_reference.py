@@ -34,13 +34,7 @@ RELEASE_SCALED = [-0.575864, -0.118583, -0.176387, 0.0942554, -0.722177, -0.3328
 RELEASE_OUTPUT = "6.8344"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """These metrics work on small tensors, where intra-op threads mostly contend; results do not depend on it."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -44,14 +44,7 @@ def _files(root: Path) -> dict[str, bytes]:
             for sub in ("Train_Ref", "Train_Dis", "Train_Label") for p in sorted((root / sub).iterdir())}
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small images: intra-op threads mostly contend (20x slower on a loaded 2-core machine); results do not
-    depend on it."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
