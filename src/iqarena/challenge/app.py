@@ -7,6 +7,7 @@ queued, workers score them.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import secrets
@@ -116,15 +117,23 @@ def create_app(root: str | Path, url: str | None = None, *, challenge: Challenge
 
     # ---------------------------------------------------------------- API
 
+    def api_route(handler):
+        """An API handler whose refusals become JSON errors (``api_error``); anything else is the server's."""
+        @functools.wraps(handler)
+        def wrapper(*args, **kwargs):
+            try:
+                return handler(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - api_error re-raises what is not a refusal
+                return api_error(exc)
+        return wrapper
+
     @app.post("/api/v1/token")
+    @api_route
     def api_token(request: Request, body: dict):
-        try:
-            with ch.Session.begin() as s:
-                user = login(s, str(body.get("name", "")), str(body.get("password", "")), _ip(request))
-                token = create_token(s, user, str(body.get("label", "api")))
-            return {"token": token, "user": user.name}
-        except Exception as exc:  # noqa: BLE001
-            return api_error(exc)
+        with ch.Session.begin() as s:
+            user = login(s, str(body.get("name", "")), str(body.get("password", "")), _ip(request))
+            token = create_token(s, user, str(body.get("label", "api")))
+        return {"token": token, "user": user.name}
 
     @app.get("/api/v1/challenge")
     def api_challenge():
@@ -136,15 +145,13 @@ def create_app(root: str | Path, url: str | None = None, *, challenge: Challenge
                            for p in c.phases]}
 
     @app.get("/api/v1/me")
+    @api_route
     def api_me(request: Request):
-        try:
-            with ch.Session() as s:
-                user = api_user(s, request)
-                team = s.get(Team, user.team_id) if user.team_id else None
-                return {"user": user.name, "organiser": user.organiser,
-                        "team": None if team is None else {"id": team.id, "name": team.name}}
-        except Exception as exc:  # noqa: BLE001
-            return api_error(exc)
+        with ch.Session() as s:
+            user = api_user(s, request)
+            team = s.get(Team, user.team_id) if user.team_id else None
+            return {"user": user.name, "organiser": user.organiser,
+                    "team": None if team is None else {"id": team.id, "name": team.name}}
 
     def detached_api_user(request: Request) -> User:
         with ch.Session() as s:
@@ -174,105 +181,87 @@ def create_app(root: str | Path, url: str | None = None, *, challenge: Challenge
             return api_error(exc)
 
     @app.get("/api/v1/submissions")
+    @api_route
     def api_submissions(request: Request, phase: str | None = None):
-        try:
-            with ch.Session() as s:
-                user = api_user(s, request)
-                if user.organiser:
-                    q = select(Submission).order_by(Submission.id.desc())
-                    subs = list(s.scalars(q.where(Submission.phase == phase) if phase else q))
-                elif user.team_id is None:
-                    subs = []
-                else:
-                    subs = ch.team_submissions(s, user.team_id, phase)
-                names = dict(s.execute(select(Team.id, Team.name)).all())
-                return {"submissions": [ch.view(x, user, names.get(x.team_id)) for x in subs]}
-        except Exception as exc:  # noqa: BLE001
-            return api_error(exc)
+        with ch.Session() as s:
+            user = api_user(s, request)
+            if user.organiser:
+                q = select(Submission).order_by(Submission.id.desc())
+                subs = list(s.scalars(q.where(Submission.phase == phase) if phase else q))
+            elif user.team_id is None:
+                subs = []
+            else:
+                subs = ch.team_submissions(s, user.team_id, phase)
+            names = dict(s.execute(select(Team.id, Team.name)).all())
+            return {"submissions": [ch.view(x, user, names.get(x.team_id)) for x in subs]}
 
     @app.get("/api/v1/submissions/{sub_id}")
+    @api_route
     def api_submission(sub_id: int, request: Request):
-        try:
-            with ch.Session() as s:
-                user = api_user(s, request)
-                sub = ch.submission_for(s, user, sub_id)
-                return ch.view(sub, user, s.get(Team, sub.team_id).name)
-        except Exception as exc:  # noqa: BLE001
-            return api_error(exc)
+        with ch.Session() as s:
+            user = api_user(s, request)
+            sub = ch.submission_for(s, user, sub_id)
+            return ch.view(sub, user, s.get(Team, sub.team_id).name)
 
     @app.get("/api/v1/submissions/{sub_id}/file")
+    @api_route
     def api_submission_file(sub_id: int, request: Request):
-        try:
-            with ch.Session() as s:
-                sub = ch.submission_for(s, api_user(s, request), sub_id)
-            return _download(ch, sub)
-        except Exception as exc:  # noqa: BLE001
-            return api_error(exc)
+        with ch.Session() as s:
+            sub = ch.submission_for(s, api_user(s, request), sub_id)
+        return _download(ch, sub)
 
     @app.get("/api/v1/phases/{phase}/leaderboard")
+    @api_route
     def api_leaderboard(phase: str, request: Request):
-        try:
-            with ch.Session() as s:
-                return ch.leaderboard(s, phase, api_user(s, request, required=False))
-        except Exception as exc:  # noqa: BLE001
-            return api_error(exc)
+        with ch.Session() as s:
+            return ch.leaderboard(s, phase, api_user(s, request, required=False))
 
     @app.post("/api/v1/submissions/{sub_id}/rescore")
+    @api_route
     def api_rescore(sub_id: int, request: Request):
-        try:
-            with ch.Session.begin() as s:
-                organiser(api_user(s, request))
-                if s.get(Submission, sub_id) is None:
-                    raise NotFound("no such submission.")
-                return {"queued": ch.rescore(s, [sub_id])}
-        except Exception as exc:  # noqa: BLE001
-            return api_error(exc)
+        with ch.Session.begin() as s:
+            organiser(api_user(s, request))
+            if s.get(Submission, sub_id) is None:
+                raise NotFound("no such submission.")
+            return {"queued": ch.rescore(s, [sub_id])}
 
     @app.post("/api/v1/phases/{phase}/rescore")
+    @api_route
     def api_rescore_phase(phase: str, request: Request):
-        try:
-            with ch.Session.begin() as s:
-                organiser(api_user(s, request))
-                ch.config.phase(phase)
-                return {"queued": ch.rescore(s, phase=phase)}
-        except Exception as exc:  # noqa: BLE001
-            return api_error(exc)
+        with ch.Session.begin() as s:
+            organiser(api_user(s, request))
+            ch.config.phase(phase)
+            return {"queued": ch.rescore(s, phase=phase)}
 
     @app.post("/api/v1/submissions/{sub_id}/hide")
+    @api_route
     def api_hide(sub_id: int, request: Request, body: dict):
-        try:
-            with ch.Session.begin() as s:
-                organiser(api_user(s, request))
-                sub = s.get(Submission, sub_id)
-                if sub is None:
-                    raise NotFound("no such submission.")
-                sub.hidden = bool(body.get("hidden", True))
-                return {"id": sub.id, "hidden": sub.hidden}
-        except Exception as exc:  # noqa: BLE001
-            return api_error(exc)
+        with ch.Session.begin() as s:
+            organiser(api_user(s, request))
+            sub = s.get(Submission, sub_id)
+            if sub is None:
+                raise NotFound("no such submission.")
+            sub.hidden = bool(body.get("hidden", True))
+            return {"id": sub.id, "hidden": sub.hidden}
 
     @app.post("/api/v1/teams/{team_id}/disqualify")
+    @api_route
     def api_disqualify(team_id: int, request: Request, body: dict):
-        try:
-            with ch.Session.begin() as s:
-                organiser(api_user(s, request))
-                team = s.get(Team, team_id)
-                if team is None:
-                    raise NotFound("no such team.")
-                team.disqualified = bool(body.get("disqualified", True))
-                return {"id": team.id, "disqualified": team.disqualified}
-        except Exception as exc:  # noqa: BLE001
-            return api_error(exc)
+        with ch.Session.begin() as s:
+            organiser(api_user(s, request))
+            team = s.get(Team, team_id)
+            if team is None:
+                raise NotFound("no such team.")
+            team.disqualified = bool(body.get("disqualified", True))
+            return {"id": team.id, "disqualified": team.disqualified}
 
     @app.get("/api/v1/phases/{phase}/export/{what}")
+    @api_route
     def api_export(phase: str, what: str, request: Request, format: str = "json"):
-        try:
-            with ch.Session() as s:
-                organiser(api_user(s, request))
-                text, media = ch.export(s, what, phase, format)
-            return Response(text, media_type=media)
-        except Exception as exc:  # noqa: BLE001
-            return api_error(exc)
+        with ch.Session() as s:
+            organiser(api_user(s, request))
+            text, media = ch.export(s, what, phase, format)
+        return Response(text, media_type=media)
 
     # ---------------------------------------------------------------- pages
 
