@@ -6,7 +6,10 @@ iqarena_nr`` finds it without the metrics layer importing this one. Training and
 ``train.py`` and ``predict.py`` and are imported when used.
 """
 
-from . import iqarena_fr, iqarena_nr  # noqa: F401  (registers the models)
+from . import (  # noqa: F401  (registers the models: one file per method)
+    iqarena_fr,
+    iqarena_nr,
+)
 from .base import IQAModel, crop_boxes
 from .losses import LOSSES, build_loss
 

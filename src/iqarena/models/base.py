@@ -83,6 +83,13 @@ class IQAModel(nn.Module):
     def score(self, dist: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def auxiliary_loss(self, targets: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """The model's own objective on its last training forward, added by the trainer to the configured
+        loss (a distortion-type head, a feature-similarity term); None when it has none. ``targets``:
+        ``score`` (N,) labels, ``kind`` (N,) class ids of the rows' ``group`` (PIPAL's distortion type),
+        ``content`` (N,) reference ids."""
+        return None
+
     def forward(self, dist: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
         dist = dist.to(self.label_mean.dtype)  # the network's precision (float64 input would not meet float32 weights)
         ref = ref.to(self.label_mean.dtype) if ref is not None else None

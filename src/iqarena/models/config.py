@@ -63,6 +63,8 @@ class DataConfig:
     workers: int = 0  # data-loading processes
     cache: bool = False  # keep decoded images in memory (uint8)
     cache_features: bool = False  # a model with a frozen trunk: compute its features once, train the head on them
+    oversample_below: float = 0.0  # label quantile (0-1): images scored below it are drawn oversample_factor
+    oversample_factor: int = 2  # times per epoch (IQMA's low-score resampling); 0.0 = off
 
 
 @dataclass
@@ -74,6 +76,8 @@ class OptimConfig:
     momentum: float = 0.9  # sgd
     schedule: str = "cosine"  # cosine | step | constant
     warmup_epochs: float = 0.0
+    freeze_backbone_epochs: float = 0.0  # two-stage training: ``backbone.`` parameters get no update for this
+    #                                      many epochs, then ``lr * backbone_lr`` (L2PIPS's frozen-then-unfrozen)
     step_epochs: int = 10  # step schedule: multiply by gamma every step_epochs
     gamma: float = 0.1
     clip_grad: float = 0.0  # max gradient norm; 0 = off
@@ -85,6 +89,7 @@ class TrainConfig:
     epochs: int = 10
     loss: str = "plcc+0.1*l1"
     seed: int = 0
+    init: str = ""  # a checkpoint (a run's best.pt, or a file of some of the model's tensors) to start from
     out: str = "runs/train"
     device: str = "cpu"
     save_every: int = 0  # steps between mid-epoch checkpoints (last.pt); 0 = at the end of each epoch only

@@ -143,17 +143,19 @@ def collate(items):
 
 class EpochSampler(Sampler[int]):
     """A seeded permutation per epoch, cut into ``num_replicas`` interleaved shards (DDP), starting at
-    ``start`` (the number of this shard's items already consumed: a mid-epoch resume)."""
+    ``start`` (the number of this shard's items already consumed: a mid-epoch resume). ``repeats[i]``: how
+    often item ``i`` is drawn per epoch (oversampling; default once)."""
 
-    def __init__(self, n: int, seed: int, rank: int = 0, num_replicas: int = 1):
+    def __init__(self, n: int, seed: int, rank: int = 0, num_replicas: int = 1, repeats=None):
         self.n, self.seed, self.rank, self.num_replicas = n, seed, rank, num_replicas
+        self.items = np.arange(n) if repeats is None else np.repeat(np.arange(n), np.asarray(repeats, dtype=np.int64))
         self.epoch, self.start = 0, 0
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
 
     def order(self) -> list[int]:
-        perm = np.random.default_rng([self.seed, self.epoch, 7919]).permutation(self.n).tolist()
+        perm = self.items[np.random.default_rng([self.seed, self.epoch, 7919]).permutation(len(self.items))].tolist()
         usable = len(perm) - len(perm) % self.num_replicas if len(perm) >= self.num_replicas else len(perm)
         return perm[:usable][self.rank::self.num_replicas]
 

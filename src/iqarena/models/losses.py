@@ -196,6 +196,19 @@ class MSELoss(Loss):
         return (pred - target).pow(2).mean()
 
 
+@_register("smooth_l1", aliases=("huber",))
+class SmoothL1Loss(Loss):
+    """Smooth L1 (IQMA's regression loss): ``0.5 d^2 / beta`` for ``|d| < beta``, else ``|d| - 0.5 beta``,
+    averaged, with ``d = pred - target`` (torch's formula; ``beta`` in label units)."""
+
+    def __init__(self, beta: float = 1.0, check: bool = True):
+        super().__init__(check)
+        self.beta = _positive("beta", beta)
+
+    def compute(self, pred, target, groups):
+        return nn.functional.smooth_l1_loss(pred, target, beta=self.beta)
+
+
 # ---------------------------------------------------------------- correlation
 
 @_register("plcc")

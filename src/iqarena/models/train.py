@@ -41,6 +41,7 @@ from ..execution import LocalExecutor, dataset_items, progress_bar, score_items
 from ..io import atomic_output
 from ..metrics import METRICS, MetricInfo, MetricSpec, fingerprint, get_info
 from ..metrics.checkpoint import FORMAT, VERSION, read_checkpoint
+from ..weights import load_state_dict
 from .config import Config
 from .data import EpochSampler, FeatureData, PairData, collate, load_splits
 from .losses import build_loss
@@ -72,8 +73,8 @@ def build_optimizer(model: nn.Module, cfg: Config) -> torch.optim.Optimizer:
     o = cfg.optim
     backbone = [p for n, p in model.named_parameters() if p.requires_grad and n.startswith("backbone.")]
     rest = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("backbone.")]
-    groups = [g for g in ({"params": rest, "lr": o.lr}, {"params": backbone, "lr": o.lr * o.backbone_lr})
-              if g["params"]]
+    groups = [g for g in ({"params": rest, "lr": o.lr, "name": "head"},
+                          {"params": backbone, "lr": o.lr * o.backbone_lr, "name": "backbone"}) if g["params"]]
     if not groups:
         raise InputError(f"{cfg.model.name} has no trainable parameters with these options.")
     if o.optimizer == "adamw":
@@ -96,6 +97,42 @@ def lr_factor(step: int, steps_per_epoch: int, cfg: Config) -> float:
     if o.schedule == "step":
         return o.gamma ** (step // max(1, o.step_epochs * steps_per_epoch))
     raise InputError(f"optim.schedule must be cosine, step or constant, got {o.schedule!r}.")
+
+
+def group_factors(optimizer: torch.optim.Optimizer, steps_per_epoch: int, cfg: Config) -> list:
+    """One learning-rate multiplier per parameter group: the schedule, and for the backbone group nothing
+    during the first ``optim.freeze_backbone_epochs`` (two-stage training)."""
+    frozen_steps = int(round(cfg.optim.freeze_backbone_epochs * steps_per_epoch))
+
+    def backbone(step: int) -> float:
+        return 0.0 if step < frozen_steps else lr_factor(step, steps_per_epoch, cfg)
+
+    return [backbone if g.get("name") == "backbone" else (lambda s: lr_factor(s, steps_per_epoch, cfg))
+            for g in optimizer.param_groups]
+
+
+def oversampling(scores, below: float, factor: int):
+    """Draws per epoch of each training image: ``factor`` for labels under the ``below`` quantile, else 1
+    (None when off)."""
+    if not below:
+        return None
+    if not 0 < below < 1 or factor < 1:
+        raise InputError(f"data.oversample_below must be a quantile in (0, 1) and data.oversample_factor >= 1, "
+                         f"got {below} and {factor}.", option="oversample_below")
+    scores = np.asarray(scores, dtype=np.float64)
+    return np.where(scores < np.quantile(scores, below), factor, 1)
+
+
+def start_from(model: nn.Module, source: str) -> None:
+    """``train.init``: the tensors of a checkpoint (a run's best.pt or a partial file) whose names and shapes
+    match the model; InputError when none does."""
+    sd = load_state_dict(source)
+    own = model.state_dict()
+    taken = {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
+    if not taken:
+        raise InputError(f"train.init: {source} holds no tensor of {type(model).__name__} (names and shapes differ); "
+                         "is it a checkpoint of this model?", option="init")
+    model.load_state_dict(taken, strict=False)
 
 
 def _distributed() -> tuple[int, int]:
@@ -330,7 +367,8 @@ def train(cfg: Config, *, resume: bool = False, overwrite: bool = False, log=pri
     else:
         data = PairData(train_ds, crop=cfg.data.crop, crops=cfg.data.crops_per_image, flip=cfg.data.flip,
                         seed=cfg.train.seed, cache=cfg.data.cache, need_ref=info.needs_ref)
-    sampler = EpochSampler(len(data), cfg.train.seed, rank, world)
+    sampler = EpochSampler(len(data), cfg.train.seed, rank, world,
+                           repeats=oversampling(train_ds.scores, cfg.data.oversample_below, cfg.data.oversample_factor))
     steps_per_epoch = math.ceil(len(sampler.order()) / per_rank)
     if cfg.train.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.train.max_steps_per_epoch)
@@ -341,10 +379,13 @@ def train(cfg: Config, *, resume: bool = False, overwrite: bool = False, log=pri
     takes_groups = "groups" in inspect.signature(loss_fn.forward).parameters
     contents = {c: i for i, c in enumerate(sorted({r.content for r in train_ds.rows}))}
     groups_of = torch.tensor([contents[r.content] for r in train_ds.rows])  # the same ids in every process
+    kinds = {g: i for i, g in enumerate(sorted({r.group for r in train_ds.rows}))}
+    kind_of = torch.tensor([kinds[r.group] for r in train_ds.rows])  # Row.group (distortion type) as class ids
+    takes_aux = callable(getattr(model, "auxiliary_loss", None))
 
     model.to(device).train()
     optimizer = build_optimizer(model, cfg)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps_per_epoch, cfg))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, group_factors(optimizer, steps_per_epoch, cfg))
     amp = cfg.optim.amp and device.type == "cuda"
     amp_dtype = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=amp and amp_dtype == torch.float16)
@@ -372,6 +413,9 @@ def train(cfg: Config, *, resume: bool = False, overwrite: bool = False, log=pri
     else:
         if hasattr(model, "set_label_stats"):
             model.set_label_stats(float(train_ds.scores.mean()), float(train_ds.scores.std()))
+        if cfg.train.init:
+            start_from(model, cfg.train.init)
+            log(f"starting from the tensors of {cfg.train.init}")
     if not resume and rank == 0:
         (out / "config.json").write_text(json.dumps(cfg.as_dict(), indent=1) + "\n")
         log(f"{train_ds.describe()} | val {len(val_ds) if val_ds is not None else 'none'} images; "
@@ -412,6 +456,10 @@ def train(cfg: Config, *, resume: bool = False, overwrite: bool = False, log=pri
                 pred, y = _gather(pred.float(), world), _gather(y, world)
                 kwargs = {"groups": _gather(groups_of[idx].to(device), world)} if takes_groups else {}
                 loss = loss_fn(pred, y, **kwargs)
+                if takes_aux:  # the model's own objective on its last forward (a distortion-type head ...)
+                    aux = model.auxiliary_loss({"score": y, "kind": kind_of[idx].to(device),
+                                                "content": groups_of[idx].to(device)})
+                    loss = loss + aux if aux is not None else loss
                 if not torch.isfinite(loss):
                     raise InputError(f"the training loss became {loss.item()} at epoch {epoch + 1}, step "
                                      f"{step_in_epoch}; lower optim.lr or check the labels.")
