@@ -245,6 +245,8 @@ def test_bad_configs_say_what(tmp_path, labels):
         parse_flags(["lr", "1"])
     assert parse_flags(["--optim.lr=0.5", "--data.flip", "--train.epochs", "3"]) == \
         {"optim.lr": "0.5", "data.flip": "true", "train.epochs": "3"}
+    assert parse_flags(["--root", "PIPAL", "--out=runs/x", "--epochs", "2"]) == \
+        {"data.root": "PIPAL", "train.out": "runs/x", "train.epochs": "2"}
     with pytest.raises(InputError, match="larger than"):
         train(_config(tmp_path, labels, **{"data.crop": "64"}), log=lambda m: None)
     with pytest.raises(InputError, match="has no images"):
@@ -270,3 +272,102 @@ def test_schedules():
     assert lr_factor(100, 10, cfg) == pytest.approx(0.0)
     cfg.optim.schedule, cfg.optim.warmup_epochs, cfg.optim.step_epochs, cfg.optim.gamma = "step", 0, 3, 0.5
     assert [lr_factor(s, 10, cfg) for s in (0, 29, 30, 65)] == [1.0, 1.0, 0.5, 0.25]
+
+
+class _TinyTwoPart(tiny_models.TinyFR):
+    """tiny_fr with its convolution under ``backbone.`` and a recorded auxiliary objective."""
+
+    aux_weight = 0.0
+    seen: list = []
+
+    conv = property(lambda self: self.backbone)
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.backbone = self._modules.pop("conv")
+
+    def auxiliary_loss(self, targets):
+        type(self).seen.append({k: v.clone() for k, v in targets.items()})
+        return self.aux_weight * (self.head.weight ** 2).sum() + 0 * self.head.bias.sum() if self.aux_weight else None
+
+
+if "tiny_two_part" not in iqarena.metrics.METRICS:
+    iqarena.metrics.register("tiny_two_part", kind="fr", higher_better=True, score_range=(-np.inf, np.inf),
+                             family="model")(_TinyTwoPart)
+
+
+def test_two_stage_training_freezes_the_backbone_first(tmp_path, labels):
+    cfg = _config(tmp_path, labels, **{"model.name": "tiny_two_part", "train.epochs": "2",
+                                       "optim.freeze_backbone_epochs": "1", "optim.backbone_lr": "1.0"})
+    # the schedule: the backbone group gets nothing in epoch 1, the full rate afterwards
+    from iqarena.models.train import build_model, build_optimizer, group_factors
+    torch.manual_seed(cfg.train.seed)
+    model, _ = build_model(cfg)
+    factors = group_factors(build_optimizer(model, cfg), 5, cfg)
+    assert [f(3) for f in factors] == [lr_factor(3, 5, cfg), 0.0]
+    assert [f(5) for f in factors] == [lr_factor(5, 5, cfg)] * 2
+    # a one-epoch run inside the frozen stage leaves the backbone exactly as initialised, the head not
+    one = _config(tmp_path / "one", labels, **{"model.name": "tiny_two_part", "train.epochs": "1",
+                                               "optim.freeze_backbone_epochs": "1"})
+    train(one, log=lambda m: None)
+    trained = torch.load(tmp_path / "one" / "run" / "last.pt", weights_only=True)["state_dict"]
+    assert torch.equal(trained["backbone.weight"], model.backbone.weight)
+    assert not torch.equal(trained["head.weight"], model.head.weight)
+
+
+def test_low_scores_are_oversampled(labels):
+    from iqarena.models.data import EpochSampler
+    from iqarena.models.train import oversampling
+    scores = np.array([5.0, 1.0, 3.0, 2.0, 4.0, 0.5, 6.0, 7.0])
+    repeats = oversampling(scores, 0.25, 3)
+    assert repeats.tolist() == [1, 3, 1, 1, 1, 3, 1, 1]  # the two images under the lower quartile (1.375)
+    order = EpochSampler(8, 0, repeats=repeats).order()
+    assert sorted(order) == [0, 1, 1, 1, 2, 3, 4, 5, 5, 5, 6, 7]
+    assert oversampling(scores, 0.0, 3) is None and EpochSampler(8, 0).order() == EpochSampler(8, 0, None).order()
+    with pytest.raises(InputError, match="quantile in"):
+        oversampling(scores, 1.5, 2)
+
+
+def test_a_model_objective_is_added_and_sees_the_batch_targets(tmp_path, labels):
+    _TinyTwoPart.seen = []
+    plain = _config(tmp_path / "a", labels, **{"model.name": "tiny_two_part", "train.epochs": "1"})
+    train(plain, log=lambda m: None)
+    base = [float(r["loss"]) for r in _rows(tmp_path / "a" / "run" / "steps.csv")]
+    t = _TinyTwoPart.seen[0]
+    assert set(t) == {"score", "kind", "content"} and t["kind"].shape == t["score"].shape == t["content"].shape
+    _TinyTwoPart.aux_weight = 100.0
+    try:
+        train(_config(tmp_path / "b", labels, **{"model.name": "tiny_two_part", "train.epochs": "1"}),
+              log=lambda m: None)
+    finally:
+        _TinyTwoPart.aux_weight = 0.0
+    with_aux = [float(r["loss"]) for r in _rows(tmp_path / "b" / "run" / "steps.csv")]
+    # the first step starts from the same weights: the logged loss is the plain loss plus the model's term
+    torch.manual_seed(0)
+    head = _TinyTwoPart().head.weight
+    assert with_aux[0] == pytest.approx(base[0] + 100.0 * float((head.detach() ** 2).sum()), rel=1e-5)
+
+
+def test_init_starts_from_another_runs_weights(tmp_path, labels):
+    first = _config(tmp_path / "a", labels, **{"train.epochs": "1"})
+    train(first, log=lambda m: None)
+    best = tmp_path / "a" / "run" / "best.pt"
+    from iqarena.models.train import build_model, start_from
+    model, _ = build_model(first)
+    start_from(model, str(best))
+    saved = torch.load(best, weights_only=True)["state_dict"]
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in saved.items())
+    second = _config(tmp_path / "b", labels, **{"train.epochs": "1", "train.init": str(best)})
+    train(second, log=lambda m: None)
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"other.weight": torch.zeros(3)}, foreign)
+    with pytest.raises(InputError, match="holds no tensor"):
+        start_from(model, str(foreign))
+
+
+def test_smooth_l1_on_known_numbers():
+    from iqarena.models.losses import build_loss
+    loss = build_loss("smooth_l1")
+    pred, target = torch.tensor([0.0, 0.5, 3.0]), torch.tensor([0.0, 0.0, 1.0])
+    # |d| = 0, 0.5 (quadratic: 0.5 * 0.25), 2 (linear: 2 - 0.5)
+    assert float(loss(pred, target)) == pytest.approx((0 + 0.125 + 1.5) / 3)

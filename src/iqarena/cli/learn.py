@@ -19,7 +19,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Train a model: iqarena train [CONFIG.toml] [--section.key VALUE ...] (docs/learning.md).
 
-        Every config key is also a flag: --optim.lr 1e-3 --train.epochs 5 --data.root D."""
+        Every config key is also a flag: --optim.lr 1e-3 --train.epochs 5 --data.root D (short: --root, --labels,
+        --out, --device, --epochs)."""
         from ..models.config import load_config, parse_flags
         from ..models.train import train
 

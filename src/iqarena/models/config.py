@@ -187,12 +187,21 @@ def load_config(path: str | Path | None = None, overrides: dict[str, str] | None
     return from_dict(data, str(path) if path else "config")
 
 
+#: short flags for the keys a user changes most: ``iqarena train recipes/iqt_pipal.toml --root PIPAL``
+SHORT_FLAGS = {"root": "data.root", "labels": "data.labels", "out": "train.out", "device": "train.device",
+               "epochs": "train.epochs"}
+
+
 def parse_flags(args: list[str]) -> dict[str, str]:
-    """``--section.key value`` / ``--section.key=value`` / ``--section.flag`` (true) pairs -> overrides."""
+    """``--section.key value`` / ``--section.key=value`` / ``--section.flag`` (true) pairs -> overrides;
+    ``--root``, ``--labels``, ``--out``, ``--device``, ``--epochs`` stand for their ``section.key``."""
     out: dict[str, str] = {}
     i = 0
     while i < len(args):
         arg = args[i]
+        head, eq, tail = arg.partition("=")
+        if head[2:] in SHORT_FLAGS and head.startswith("--"):
+            arg = f"--{SHORT_FLAGS[head[2:]]}{eq}{tail}"
         if not arg.startswith("--") or "." not in arg:
             raise InputError(f"unexpected argument {arg!r}; options look like --optim.lr 1e-3 "
                              f"(valid: {', '.join(keys())}).")
