@@ -199,3 +199,17 @@ def test_ssim_downsample_option(pairs):
     a = create_metric("ssim")(dist[:1], ref[:1])
     b = create_metric("ssim", downsample=True)(dist[:1], ref[:1])
     assert abs(a - b).item() > 1e-3  # 384 px -> factor 2 applies
+
+
+@pytest.mark.parametrize("side", [384, 500, 700, 1100])  # factors 2 (even), 2, 3 (odd), 4 and ragged edges
+def test_ssim_downsampling_filters_only_the_kept_samples(side):
+    """The strided mean equals ssim.m's imfilter(box, 'symmetric', 'same') sampled every f-th pixel."""
+    from iqarena.ops.filters import imfilter
+    from iqarena.metrics.ssim import downsample_like_ssim_m
+    x = torch.rand(2, 1, side, side + 37, generator=torch.Generator().manual_seed(side), dtype=torch.float64) * 255
+    f = max(1, int(side / 256 + 0.5))
+    box = torch.full((f, f), 1.0 / (f * f), dtype=torch.float64)
+    want = imfilter(x, box, "symmetric", "same")[..., ::f, ::f]
+    got = downsample_like_ssim_m(x)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-14, atol=1e-12)

@@ -18,13 +18,13 @@ Differences: none on purpose. Images without any structure (constant) give NaN, 
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 import torch.nn.functional as F
 
-from ..ops.color import YIQ_MATRIX
+from ..ops.color import YIQ_MATRIX, mix_channels
+from ..ops.filters import correlate_small
 from ..ops.phase import phase_congruency, safe_sqrt
 from .registry import register
 
@@ -47,29 +47,22 @@ def featuresim_downsample(x: torch.Tensor) -> torch.Tensor:
     return box_decimate(x, max(1, int(min(x.shape[-2:]) / 256 + 0.5)))
 
 
-@functools.lru_cache(maxsize=16)
-def _yiq_weights(channels: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    m = torch.tensor(YIQ_MATRIX, dtype=torch.float64)[:channels] * 255
-    return m.view(channels, 3, 1, 1).to(device=device, dtype=dtype)
-
-
 def yiq255(x: torch.Tensor, channels: int = 3) -> torch.Tensor:
-    """rgb2ntsc on the 0-255 scale as one 1 x 1 convolution: Y (channels=1) or Y, I, Q. Grey input: Y = x."""
+    """rgb2ntsc on the 0-255 scale: Y (channels=1) or Y, I, Q. Grey input: Y = x."""
     if x.shape[1] == 1:
         return x * 255
-    return F.conv2d(x, _yiq_weights(channels, x.device, x.dtype))
+    return mix_channels(x, YIQ_MATRIX[:channels], 255)
 
 
-@functools.lru_cache(maxsize=8)
-def _scharr(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    dx = torch.tensor(_SCHARR, dtype=torch.float64) / 16
-    return torch.stack([dx, dx.T])[:, None].to(device=device, dtype=dtype)
+SCHARR = tuple(tuple(v / 16 for v in row) for row in _SCHARR)
 
 
-def gradient_magnitude(y: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
-    """sqrt(Ix^2 + Iy^2) of (N, 1, H, W) images; ``kernels`` (2, 1, 3, 3), zero padding ('same')."""
-    g = F.conv2d(y, kernels, padding=1)
-    return safe_sqrt((g * g).sum(dim=1, keepdim=True))
+def gradient_magnitude(y: torch.Tensor, kernel) -> torch.Tensor:
+    """sqrt(Ix^2 + Iy^2) of (N, 1, H, W) images: correlation with ``kernel`` (rows of floats, for Ix) and
+    its transpose (Iy), zero padding ('same'), each as ops.filters.correlate_small (a float64 conv2d's bits)."""
+    gx = correlate_small(y, kernel)
+    gy = correlate_small(y, tuple(zip(*kernel)))
+    return safe_sqrt(gx * gx + gy * gy)
 
 
 def real_power(p: torch.Tensor, exponent: float) -> torch.Tensor:
@@ -98,7 +91,7 @@ def fsim(dist: torch.Tensor, ref: torch.Tensor, *, chromatic: bool = False, t1: 
     both = torch.cat([featuresim_downsample(yiq255(ref, channels)), featuresim_downsample(yiq255(dist, channels))])
     y = both[:, :1]
     pc = phase_congruency(y)
-    gm = gradient_magnitude(y, _scharr(y.device, y.dtype))
+    gm = gradient_magnitude(y, SCHARR)
     pc1, pc2, g1, g2 = pc[:n], pc[n:], gm[:n], gm[n:]
     pc_sim = (2 * pc1 * pc2 + t1) / (pc1 * pc1 + pc2 * pc2 + t1)
     g_sim = (2 * g1 * g2 + t2) / (g1 * g1 + g2 * g2 + t2)

@@ -28,12 +28,10 @@ of CD) follow piq's multi_scale_gmsd, the implementation most users know; measur
 
 from __future__ import annotations
 
-import functools
 
 import torch
-import torch.nn.functional as F
 
-from ..ops.color import GRAY_WEIGHTS
+from ..ops.color import GRAY_WEIGHTS, mix_channels
 from ..ops.phase import safe_sqrt
 from .fsim import box_decimate, gradient_magnitude, yiq255
 from .registry import register
@@ -41,10 +39,7 @@ from .registry import register
 MS_GMSD_WEIGHTS = (0.096, 0.596, 0.289, 0.019)
 
 
-@functools.lru_cache(maxsize=8)
-def _prewitt(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    dx = torch.tensor([[1.0, 0.0, -1.0]] * 3, dtype=torch.float64) / 3
-    return torch.stack([dx, dx.T])[:, None].to(device=device, dtype=dtype)
+PREWITT = ((1 / 3, 0.0, -1 / 3),) * 3
 
 
 def _matlab_sum(v: torch.Tensor) -> torch.Tensor:
@@ -76,17 +71,12 @@ def gms_map(m1: torch.Tensor, m2: torch.Tensor, c: float, alpha: float = 0.0) ->
     return ((2 - alpha) * m1 * m2 + c) / (m1 * m1 + m2 * m2 - alpha * m1 * m2 + c)
 
 
-@functools.lru_cache(maxsize=8)
-def _grey_weights(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    return (torch.tensor(GRAY_WEIGHTS, dtype=torch.float64) * 255).view(1, 3, 1, 1).to(device=device, dtype=dtype)
-
-
 def grey255(x: torch.Tensor, quantize: bool = True) -> torch.Tensor:
-    """MATLAB rgb2gray on the 0-255 scale (ops.color.rgb2gray as one 1 x 1 convolution): rounded to
-    integers like its uint8 result when ``quantize``. Grey input is only scaled."""
+    """MATLAB rgb2gray on the 0-255 scale: rounded to integers like its uint8 result when ``quantize``.
+    Grey input is only scaled."""
     if x.shape[1] == 1:
         return x * 255
-    y = F.conv2d(x, _grey_weights(x.device, x.dtype))
+    y = mix_channels(x, (GRAY_WEIGHTS,), 255)
     return torch.floor(y.clamp(0, 255) + 0.5) if quantize else y
 
 
@@ -100,7 +90,7 @@ def gmsd(dist: torch.Tensor, ref: torch.Tensor, *, t: float = 170, quantize: boo
     """GMSD as GMSD.m computes it (lower is better), in the input dtype (float64 for all 15 decimals)."""
     n = ref.shape[0]
     y = torch.cat([box_decimate(grey255(ref, quantize), 2), box_decimate(grey255(dist, quantize), 2)])
-    g = gradient_magnitude(y, _prewitt(y.device, y.dtype))
+    g = gradient_magnitude(y, PREWITT)
     return std2(gms_map(g[:n], g[n:], t))
 
 
@@ -117,12 +107,11 @@ def ms_gmsd(dist: torch.Tensor, ref: torch.Tensor, *, chromatic: bool = False,
     n = ref.shape[0]
     colour = chromatic and ref.shape[1] == 3
     x = torch.cat([yiq255(ref, 3 if colour else 1), yiq255(dist, 3 if colour else 1)])
-    kernels = _prewitt(x.device, x.dtype)
     total = x.new_zeros(n)
     for j, w in enumerate(weights):
         if j:
             x = box_decimate(x, 2)
-        g = gradient_magnitude(x[:, :1], kernels)
+        g = gradient_magnitude(x[:, :1], PREWITT)
         q = gms_map(g[:n], g[n:], c, alpha)
         total = total + w * q.var(dim=(1, 2, 3), correction=0)
     score = safe_sqrt(total)

@@ -12,9 +12,10 @@ values; ``downsample=True`` switches it on.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..ops.color import rgb2gray
-from ..ops.filters import gaussian_kernel1d, imfilter
+from ..ops.filters import gaussian_kernel1d, imfilter, pad
 from .registry import register
 
 
@@ -28,12 +29,16 @@ def _prepare(x: torch.Tensor, colour: str) -> torch.Tensor:
 
 def downsample_like_ssim_m(x: torch.Tensor) -> torch.Tensor:
     """ssim.m's automatic downsampling: factor f = max(1, round(min(H, W) / 256)), f x f box filter
-    (imfilter 'symmetric', 'same'), then every f-th sample."""
+    (imfilter 'symmetric', 'same'), then every f-th sample.
+
+    Only the kept samples are filtered: the symmetric padding imfilter would add ((f - 1) // 2 before, the
+    rest after), then an f x f mean with stride f, whose windows are exactly those of the kept samples
+    (the same values up to the summation order: a mean instead of a sum of f^2 products by 1 / f^2)."""
     f = max(1, int(min(x.shape[-2:]) / 256 + 0.5))
     if f == 1:
         return x
-    box = torch.full((f, f), 1.0 / (f * f), dtype=x.dtype, device=x.device)
-    return imfilter(x, box, "symmetric", "same")[..., ::f, ::f]
+    before = (f - 1) // 2
+    return F.avg_pool2d(pad(x, before, f - 1 - before, before, f - 1 - before, "symmetric"), f)
 
 
 def ssim_maps(x: torch.Tensor, y: torch.Tensor, window: tuple[torch.Tensor, torch.Tensor], c1: float, c2: float,

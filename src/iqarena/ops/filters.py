@@ -57,6 +57,54 @@ def _depthwise(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, k.expand(c, 1, *k.shape[-2:]).contiguous(), groups=c)
 
 
+#: kernels with at most this many non-zero taps run as shifted products (below); larger ones as convolutions
+SHIFTED_TAPS = 16
+
+
+def shifted_sum(xp: torch.Tensor, kernel: torch.Tensor, step: tuple[int, int] = (1, 1)) -> torch.Tensor:
+    """'valid' correlation of every channel of ``xp`` with a 2-D ``kernel``, sampled every ``step`` pixels:
+    the shifted (strided) planes times their weights, summed in row-major tap order, zero taps skipped.
+
+    That is the order of a float64 ``conv2d`` (the same bits: calibrated float64 values do not move), and
+    two to six times less CPU than oneDNN's float32 depthwise or few-channel convolutions, which reorder
+    the planes first; a step computes only the kept samples."""
+    kh, kw = kernel.shape
+    sh, sw = step
+    h, w = (xp.shape[-2] - kh) // sh + 1, (xp.shape[-1] - kw) // sw + 1
+    taps = [(a, b, v) for (a, b), v in zip(((a, b) for a in range(kh) for b in range(kw)),
+                                             kernel.to(xp.dtype).flatten().tolist()) if v != 0]
+    if not taps:
+        return xp.new_zeros(*xp.shape[:-2], h, w)
+
+    def plane(a: int, b: int) -> torch.Tensor:
+        return xp[..., a:a + sh * (h - 1) + 1:sh, b:b + sw * (w - 1) + 1:sw]
+
+    a, b, v = taps[0]
+    acc = plane(a, b) * v
+    if torch.is_grad_enabled() and xp.requires_grad:
+        for a, b, v in taps[1:]:
+            acc = acc + plane(a, b) * v
+        return acc
+    tmp = torch.empty_like(acc)
+    for a, b, v in taps[1:]:
+        acc += torch.mul(plane(a, b), v, out=tmp)
+    return acc
+
+
+def _correlate(xp: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """'valid' per-channel correlation: shifted products for small kernels, a depthwise convolution else."""
+    if int((kernel != 0).sum()) <= SHIFTED_TAPS:
+        return shifted_sum(xp, kernel)
+    return _depthwise(xp, kernel.reshape(1, 1, *kernel.shape[-2:]))
+
+
+def correlate_small(x: torch.Tensor, kernel) -> torch.Tensor:
+    """Zero-padded 'same' correlation of every channel with an odd-sized kernel given as rows of floats."""
+    k = torch.tensor(kernel, dtype=torch.float64)
+    kh, kw = k.shape
+    return _correlate(F.pad(x, (kw // 2, kw // 2, kh // 2, kh // 2)), k)
+
+
 def imfilter(x: torch.Tensor, kernel: torch.Tensor | tuple[torch.Tensor, torch.Tensor],
              padding: str = "zeros", shape: str = "same") -> torch.Tensor:
     """MATLAB imfilter / filter2: correlation of every channel with ``kernel``.
@@ -79,9 +127,8 @@ def imfilter(x: torch.Tensor, kernel: torch.Tensor | tuple[torch.Tensor, torch.T
     elif shape != "valid":
         raise ValueError(f"shape must be 'same', 'valid' or 'full', got {shape!r}")
     if isinstance(kernel, tuple):
-        x = _depthwise(x, kc.reshape(1, 1, kh, 1))
-        return _depthwise(x, kr.reshape(1, 1, 1, kw))
-    return _depthwise(x, kernel.reshape(1, 1, kh, kw))
+        return _correlate(_correlate(x, kc.reshape(kh, 1)), kr.reshape(1, kw))
+    return _correlate(x, kernel.reshape(kh, kw))
 
 
 def conv2(x: torch.Tensor, kernel: torch.Tensor, shape: str = "full") -> torch.Tensor:

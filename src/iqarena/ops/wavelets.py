@@ -21,6 +21,8 @@ import functools
 import torch
 import torch.nn.functional as F
 
+from .filters import shifted_sum
+
 BINOM5 = (1.0, 4.0, 6.0, 4.0, 1.0)
 
 # imdwt.cpp lifting constants (float) and its final band scaling.
@@ -33,23 +35,18 @@ def _binom5(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     return torch.tensor(BINOM5, dtype=torch.float64).mul(2 ** 0.5 / 16).to(dtype=dtype, device=device)
 
 
-def _filter_reflect(x: torch.Tensor, f: torch.Tensor, dim: int) -> torch.Tensor:
-    """Correlate every line of ``x`` along ``dim`` (-1 or -2) with the odd filter ``f``, mirror padding."""
-    n, c, h, w = x.shape
+def _filter_reflect(x: torch.Tensor, f: torch.Tensor, dim: int, step: int = 1) -> torch.Tensor:
+    """Correlate every line of ``x`` along ``dim`` (-1 or -2) with the odd filter ``f``, mirror padding,
+    keeping samples 0, step, 2 step, ... (only those are computed)."""
     p = f.numel() // 2
     if dim == -1:
-        xp = F.pad(x.reshape(n * c, 1, h, w), (p, p, 0, 0), mode="reflect")
-        y = F.conv2d(xp, f.view(1, 1, 1, -1))
-    else:
-        xp = F.pad(x.reshape(n * c, 1, h, w), (0, 0, p, p), mode="reflect")
-        y = F.conv2d(xp, f.view(1, 1, -1, 1))
-    return y.view(n, c, h, w)
+        return shifted_sum(F.pad(x, (p, p, 0, 0), mode="reflect"), f.view(1, -1), (1, step))
+    return shifted_sum(F.pad(x, (0, 0, p, p), mode="reflect"), f.view(-1, 1), (step, 1))
 
 
 def _reduce(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     """corrDn(corrDn(x, f', 'reflect1', [1 2]), f, 'reflect1', [2 1]): filter and keep samples 0, 2, 4, ..."""
-    x = _filter_reflect(x, f, -1)[..., ::2]
-    return _filter_reflect(x, f, -2)[..., ::2, :]
+    return _filter_reflect(_filter_reflect(x, f, -1, 2), f, -2, 2)
 
 
 def _expand(x: torch.Tensor, f: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
