@@ -47,11 +47,11 @@ def featuresim_downsample(x: torch.Tensor) -> torch.Tensor:
     return box_decimate(x, max(1, int(min(x.shape[-2:]) / 256 + 0.5)))
 
 
-def yiq255(x: torch.Tensor, channels: int = 3) -> torch.Tensor:
-    """rgb2ntsc on the 0-255 scale: Y (channels=1) or Y, I, Q. Grey input: Y = x."""
+def yiq255(x: torch.Tensor, channels: int = 3, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """rgb2ntsc on the 0-255 scale: Y (channels=1) or Y, I, Q, in ``dtype`` (default x's). Grey input: Y = x."""
     if x.shape[1] == 1:
-        return x * 255
-    return mix_channels(x, YIQ_MATRIX[:channels], 255)
+        return x.to(dtype or x.dtype) * 255
+    return mix_channels(x, YIQ_MATRIX[:channels], 255, dtype)
 
 
 SCHARR = tuple(tuple(v / 16 for v in row) for row in _SCHARR)

@@ -115,7 +115,8 @@ def srsim(dist: torch.Tensor, ref: torch.Tensor, *, c1: float = 0.40, c2: float 
         raise InputError(f"srsim needs images of at least 8 x 8 pixels, got {h} x {w}.")
     n = ref.shape[0]
     # SR_SIM.m luminance: the Y row of rgb2ntsc on 0..255 values, not rounded
-    y = box_downsample(yiq255(torch.cat([ref, dist]).double(), 1), downsample_factor(h, w))
+    f = downsample_factor(h, w)
+    y = torch.cat([box_downsample(luma, f) for luma in (yiq255(ref, 1, torch.float64), yiq255(dist, 1, torch.float64))])
     sal = spectral_residual_saliency(y)
     grad = scharr_magnitude(y)
     s1, s2 = sal[:n], sal[n:]
