@@ -9,6 +9,9 @@ iqarena_nr`` finds it without the metrics layer importing this one. Training and
 from . import (  # noqa: F401  (registers the models: one file per method)
     iqarena_fr,
     iqarena_nr,
+    iqt,
+    pieapp_alexnet,
+    swd,
 )
 from .base import IQAModel, crop_boxes
 from .losses import LOSSES, build_loss
