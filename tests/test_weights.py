@@ -47,7 +47,7 @@ def test_catalogue_entries_are_complete():
     for name, e in w.CATALOGUE.items():
         assert e.name == name and e.filename and e.licence and e.description
         assert e.urls or e.bundled, name  # a published address, or shipped (iqarena's own trained files)
-        assert e.sha256 or e.git_sha1 or e.sha256_prefix, name
+        assert e.sha256 or e.git_sha1 or e.sha256_prefix or e.unverified, name  # a hash, or why none is known
         if e.sha256:
             assert len(e.sha256) == 64 and hexre.match(e.sha256)
         if e.git_sha1:
@@ -137,6 +137,10 @@ def test_prefix_only_and_git_blob_checks(tmp_path):
     w.check_file(p, replace(w.CATALOGUE["wadiqam-fr-tid"], git_sha1="ce013625030ba8dba906f756967f9e9ca394464a"))
     with pytest.raises(IQAError, match="git blob sha1"):
         w.check_file(p, w.CATALOGUE["wadiqam-fr-tid"])
+    # an entry whose hash is not known loads with a warning that gives the file's sha256 to compare
+    unknown = replace(w.CATALOGUE["resnet34"], sha256=None, sha256_prefix=None, unverified="no hash published")
+    with pytest.warns(UserWarning, match=f"without a check: no hash published. Its sha256 is {full}"):
+        w.check_file(p, unknown)
 
 
 def test_weights_add_round_trip_never_overwrites_silently(home, stand_in):

@@ -23,10 +23,11 @@ from .inception_resnet_v2 import InceptionResNetV2
 from .resnet import ResNet, resnet18, resnet34, resnet50, resnet101, resnet152
 from .squeezenet import SqueezeNet11
 from .vgg import VGG16
+from .vit import VisionTransformer, vit_base_patch8_224
 
 __all__ = ["AlexNet", "EfficientNetLite0", "InceptionResNetV2", "ResNet", "SqueezeNet11", "VGG16", "efficientnet_lite0",
            "from_state_dict", "load_weights", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-           "seeded_state_dict"]
+           "seeded_state_dict", "VisionTransformer", "vit_base_patch8_224"]
 
 
 def load_weights(module: nn.Module, state_dict: Mapping[str, torch.Tensor], what: str = "checkpoint",

@@ -7,6 +7,7 @@ iqarena_nr`` finds it without the metrics layer importing this one. Training and
 """
 
 from . import (  # noqa: F401  (registers the models: one file per method)
+    ahiq,
     iqarena_fr,
     iqarena_nr,
     iqt,

