@@ -371,3 +371,21 @@ def test_smooth_l1_on_known_numbers():
     pred, target = torch.tensor([0.0, 0.5, 3.0]), torch.tensor([0.0, 0.0, 1.0])
     # |d| = 0, 0.5 (quadratic: 0.5 * 0.25), 2 (linear: 2 - 0.5)
     assert float(loss(pred, target)) == pytest.approx((0 + 0.125 + 1.5) / 3)
+
+
+def test_batches_of_runs_of_one_reference():
+    from iqarena.models.data import EpochSampler
+    groups = ["a"] * 5 + ["b"] * 4 + ["c"] * 3
+    sampler = EpochSampler(12, 0, groups=groups, per_group=2)
+    order = sampler.order()
+    assert sorted(order) == list(range(12))  # every image once
+    runs, i = [], 0
+    while i < len(order):  # consecutive items of one reference form runs of at most 2
+        j = i
+        while j + 1 < len(order) and groups[order[j + 1]] == groups[order[i]] and j + 1 - i < 2:
+            j += 1
+        runs.append(order[i:j + 1])
+        i = j + 1
+    assert sorted(len(r) for r in runs) == [1, 1, 1, 2, 2, 2, 2, 2]  # a: 2+2+1, b: 2+2, c: 2+1
+    assert sampler.order() == order and EpochSampler(12, 1, groups=groups, per_group=2).order() != order
+    assert EpochSampler(12, 0, groups=groups, per_group=0).order() == EpochSampler(12, 0).order()

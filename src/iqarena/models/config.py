@@ -65,6 +65,7 @@ class DataConfig:
     cache_features: bool = False  # a model with a frozen trunk: compute its features once, train the head on them
     oversample_below: float = 0.0  # label quantile (0-1): images scored below it are drawn oversample_factor
     oversample_factor: int = 2  # times per epoch (IQMA's low-score resampling); 0.0 = off
+    per_reference: int = 0  # batches made of runs of this many images of one reference (pairwise losses); 0 = random
 
 
 @dataclass

@@ -144,18 +144,35 @@ def collate(items):
 class EpochSampler(Sampler[int]):
     """A seeded permutation per epoch, cut into ``num_replicas`` interleaved shards (DDP), starting at
     ``start`` (the number of this shard's items already consumed: a mid-epoch resume). ``repeats[i]``: how
-    often item ``i`` is drawn per epoch (oversampling; default once)."""
+    often item ``i`` is drawn per epoch (oversampling; default once); ``groups`` and ``per_group``: batches made
+    of runs of that many items of one group (reference), for pairwise losses."""
 
-    def __init__(self, n: int, seed: int, rank: int = 0, num_replicas: int = 1, repeats=None):
+    def __init__(self, n: int, seed: int, rank: int = 0, num_replicas: int = 1, repeats=None, groups=None,
+                 per_group: int = 0):
         self.n, self.seed, self.rank, self.num_replicas = n, seed, rank, num_replicas
         self.items = np.arange(n) if repeats is None else np.repeat(np.arange(n), np.asarray(repeats, dtype=np.int64))
+        self.groups = None if groups is None or not per_group else np.unique(np.asarray(groups), return_inverse=True)[1]
+        self.per_group = per_group
         self.epoch, self.start = 0, 0
+
+    def _grouped(self, perm: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Runs of ``per_group`` items of one group (in the permuted order), the runs shuffled: a batch holds
+        whole runs, so a pairwise loss sees pairs of the same reference in every batch."""
+        keys = self.groups[perm]
+        order = perm[np.argsort(keys, kind="stable")]
+        keys = self.groups[order]
+        runs = []
+        for g_items in np.split(order, np.flatnonzero(np.diff(keys)) + 1):
+            runs += [g_items[i:i + self.per_group] for i in range(0, len(g_items), self.per_group)]
+        return np.concatenate([runs[i] for i in rng.permutation(len(runs))])
 
     def set_epoch(self, epoch: int, start: int = 0) -> None:
         self.epoch, self.start = epoch, start
 
     def order(self) -> list[int]:
-        perm = self.items[np.random.default_rng([self.seed, self.epoch, 7919]).permutation(len(self.items))].tolist()
+        rng = np.random.default_rng([self.seed, self.epoch, 7919])
+        perm = self.items[rng.permutation(len(self.items))]
+        perm = (self._grouped(perm, rng) if self.groups is not None else perm).tolist()
         usable = len(perm) - len(perm) % self.num_replicas if len(perm) >= self.num_replicas else len(perm)
         return perm[:usable][self.rank::self.num_replicas]
 

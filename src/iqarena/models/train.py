@@ -368,7 +368,8 @@ def train(cfg: Config, *, resume: bool = False, overwrite: bool = False, log=pri
         data = PairData(train_ds, crop=cfg.data.crop, crops=cfg.data.crops_per_image, flip=cfg.data.flip,
                         seed=cfg.train.seed, cache=cfg.data.cache, need_ref=info.needs_ref)
     sampler = EpochSampler(len(data), cfg.train.seed, rank, world,
-                           repeats=oversampling(train_ds.scores, cfg.data.oversample_below, cfg.data.oversample_factor))
+                           repeats=oversampling(train_ds.scores, cfg.data.oversample_below, cfg.data.oversample_factor),
+                           groups=[r.content for r in train_ds.rows], per_group=cfg.data.per_reference)
     steps_per_epoch = math.ceil(len(sampler.order()) / per_rank)
     if cfg.train.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.train.max_steps_per_epoch)
