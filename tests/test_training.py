@@ -386,6 +386,6 @@ def test_batches_of_runs_of_one_reference():
             j += 1
         runs.append(order[i:j + 1])
         i = j + 1
-    assert sorted(len(r) for r in runs) == [1, 1, 1, 2, 2, 2, 2, 2]  # a: 2+2+1, b: 2+2, c: 2+1
+    assert sorted(len(r) for r in runs) == [1, 1, 2, 2, 2, 2, 2]  # a: 2+2+1, b: 2+2, c: 2+1
     assert sampler.order() == order and EpochSampler(12, 1, groups=groups, per_group=2).order() != order
     assert EpochSampler(12, 0, groups=groups, per_group=0).order() == EpochSampler(12, 0).order()
