@@ -8,10 +8,15 @@ iqarena_nr`` finds it without the metrics layer importing this one. Training and
 
 from . import (  # noqa: F401  (registers the models: one file per method)
     ahiq,
+    asna,
     iqarena_fr,
     iqarena_nr,
+    iqma,
     iqt,
+    l2pips,
     pieapp_alexnet,
+    sensitivity_unet,
+    sodeep,
     swd,
 )
 from .base import IQAModel, crop_boxes

@@ -14,6 +14,8 @@ name               loss
 ``fidelity``       fidelity loss on in-batch pairs (Zhang et al., UNIQUE, TIP 2021), logistic model
 ``bradley_terry``  cross-entropy of the Bradley-Terry probability against the label probability
 ``elo_ce``         cross-entropy of Elo probabilities, base 10 and 400 points (NTIRE 2021 teams)
+``elo_mse``        squared error of the Bradley-Terry probability against the Elo probability on every
+                   in-batch pair, across references (NTIRE 2021 team Huawei Noah's Ark)
 ``margin``         margin ranking loss on in-batch pairs ordered by target
 =================  ================================================================================
 
@@ -374,6 +376,27 @@ class EloCELoss(_PairwiseLoss):
 
     def _pair_loss(self, logit, p):
         return -(p * F.logsigmoid(logit) + (1 - p) * F.logsigmoid(-logit))
+
+
+@_register("elo_mse", aliases=("bt_any", "noah_pairwise"))
+class EloMSELoss(_PairwiseLoss):
+    """Reference-agnostic pairwise loss of Huawei Noah's Ark (NTIRE 2021 Perceptual IQA, Gu et al., CVPR-W 2021,
+    Section 5.6): ``(P_ij - p_ij)^2`` averaged over every in-batch pair i < j, with the Bradley-Terry
+    probability ``P_ij = sigmoid((pred_i - pred_j) / scale)`` and the Elo probability
+    ``p_ij = 1 / (1 + 10^((t_j - t_i) / 400))`` of the labels. ``across=True`` (default) pairs images of
+    different references too (``groups`` is ignored); ``across=False`` keeps the same-group pairs only. The
+    default ``scale = 400 / ln 10`` puts Elo-scale predictions on the labels' Elo curve (``P = p`` when
+    ``pred_i - pred_j = t_i - t_j``)."""
+
+    def __init__(self, scale: float = 1 / _LN10_OVER_400, across: bool = True, check: bool = True):
+        super().__init__(scale=scale, labels="elo", check=check)
+        self.across = bool(across)
+
+    def compute(self, pred, target, groups):
+        return super().compute(pred, target, None if self.across else groups)
+
+    def _pair_loss(self, logit, p):
+        return (torch.sigmoid(logit) - p).pow(2)
 
 
 @_register("margin", aliases=("margin_ranking", "rank"))
