@@ -54,7 +54,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "src" / "iqarena" / "sample"
 NAMES = ["I03", "I04", "I06", "I08", "I19"]
-MEASURES = ("b1", "bN", "train")
+MEASURES = ("p288", "b1", "bN", "train")
 WARMUP = 2
 
 # id -> (kind, options of create_metric, measurements, what trains, label)
@@ -66,6 +66,26 @@ IQARENA = {
     "iqarena_fr": ("fr", {"train_from": 6}, MEASURES, "heads + trunk stage 6 and head conv",
                    "iqarena_fr train_from=6"),
 }
+# the NTIRE 2021 teams' models (docs/models.md), full size, random weights (pretrained=False: nothing to
+# download; speed does not depend on the values), test-time crops as their recipes (IQT and AHIQ: those of
+# pyiqa's versions, so that both sides do the same work); batch 16 left out (their crops make it slow)
+_TEAMS = ("p288", "b1", "train")
+IQARENA.update({
+    "iqt": ("fr", {"pretrained": False, "test_crop": 192, "test_layout": "random", "test_crops": 20}, _TEAMS,
+            "as built (Inception-ResNet-v2 part + transformer)", "IQT (LIPT; 20 crops of 192)"),
+    "ahiq": ("fr", {"pretrained": False, "test_crop": 224, "test_layout": "random", "test_crops": 20}, _TEAMS,
+             "deform fusion + regressor (backbones frozen)", "AHIQ (20 crops of 224)"),
+    "iqma": ("fr", {"pretrained": False}, _TEAMS, "as built", "IQMA (MT-GTD)"),
+    "l2pips": ("fr", {"pretrained": False}, _TEAMS, "as built", "L2PIPS (Amaurotia)"),
+    "radn": ("fr", {}, _TEAMS, "all (from scratch)", "RADN (THUIIGROUP1919)"),
+    "yahaha": ("fr", {"pretrained": False}, _TEAMS, "as built", "multi-level transformer (Yahaha!)"),
+    "asna": ("fr", {}, _TEAMS, "all", "ASNA (MACS; 288x288 only)"),
+    "si_unet": ("fr", {}, _TEAMS, "all", "sensitivity UNet (SI Analytics)"),
+    "pieapp_alexnet": ("fr", {"pretrained": False}, _TEAMS, "all", "PieAPP-AlexNet-BlurPool (tsubota)"),
+    "swd": ("fr", {"pretrained": False}, _TEAMS, "channel weights (AlexNet frozen)", "SWD (organisers)"),
+})
+#: training crops where a model needs its own (ASNA's dense head: 288x288)
+TRAIN_CROP = {"asna": 288}
 # id -> (kind, pyiqa metric name, create_metric options, train crop size (None: as iqarena), make all
 #        parameters trainable?, what trains, label)
 PYIQA = {
@@ -79,6 +99,8 @@ PYIQA = {
     "lpips-vgg": ("fr", "lpips-vgg", {"pretrained": False}, None, False, "linear layers (VGG-16 frozen)",
                   "LPIPS-VGG"),
     "dists": ("fr", "dists", {"pretrained": False}, None, False, "alpha, beta (VGG-16 frozen)", "DISTS"),
+    "iqt": ("fr", "iqt", {}, 192, False, "transformer + heads (its arch freezes nothing; Inception-ResNet-v2 "
+            "frozen here as in iqarena's)", "IQT (pyiqa; 20 crops of 192)"),
 }
 SIDES = {"iqarena": IQARENA, "pyiqa": PYIQA}
 
@@ -86,8 +108,8 @@ SIDES = {"iqarena": IQARENA, "pyiqa": PYIQA}
 def sizes(quick: bool) -> dict:
     """Image and batch sizes: the real run, or --quick (128x128 images and crops, batch 4)."""
     if quick:
-        return {"h": 128, "w": 128, "bN": 4, "train_batch": 4, "nr_crop": 128, "fr_crop": 128}
-    return {"h": 384, "w": 512, "bN": 16, "train_batch": 8, "nr_crop": 384, "fr_crop": 224}
+        return {"h": 128, "w": 128, "bN": 4, "train_batch": 4, "nr_crop": 128, "fr_crop": 128, "pipal": 128}
+    return {"h": 384, "w": 512, "bN": 16, "train_batch": 8, "nr_crop": 384, "fr_crop": 224, "pipal": 288}
 
 
 # ---- one measurement, inside one side's interpreter -----------------------------------------------------
@@ -169,7 +191,27 @@ def _offline_pyiqa(arch_module: str) -> list[str]:
 
 
 ARCH_MODULE = {"hyperiqa": "hypernet_arch", "dbcnn": "dbcnn_arch", "musiq": "musiq_arch", "ahiq": "ahiq_arch",
-               "lpips-vgg": "lpips_arch", "dists": "dists_arch"}
+               "lpips-vgg": "lpips_arch", "dists": "dists_arch", "iqt": "iqt_arch"}
+
+
+def _pyiqa_iqt():
+    """pyiqa 0.1.16's IQT (PIPAL config: 20 random 192 crops), which create_metric does not list and whose
+    regress_score returns before its last line (a TypeError): scored as that line means to."""
+    import torch
+    from pyiqa.archs import iqt_arch
+
+    net = iqt_arch.IQT(config_dataset="pipal")
+
+    def regress_score(self, dis, ref):
+        f_dis = self.get_backbone_feature(self.preprocess(dis))
+        f_ref = self.get_backbone_feature(self.preprocess(ref))
+        n = dis.shape[0]
+        return self.regressor(self.enc_inputs.expand(n, -1), f_ref - f_dis, self.dec_inputs.expand(n, -1), f_ref)
+
+    net.regress_score = regress_score.__get__(net)
+    for p in net.backbone.parameters():
+        p.requires_grad_(False)
+    return net, lambda d, r: net(d, r)
 
 
 def _build(side: str, model: str):
@@ -184,14 +226,21 @@ def _build(side: str, model: str):
         metric = iqarena.create_metric(name, device="cpu", **options)
         infer = (lambda d, r: metric(d)) if kind == "nr" else (lambda d, r: metric(d, r))
         notes = {"built": f'iqarena.create_metric("{name}", {", ".join(f"{k}={v!r}" for k, v in options.items())})',
-                 "trains": trains, "test_time": "the whole image (test_crop=0)"}
+                 "trains": trains, "test_time": (f"{options['test_crops']} {options['test_layout']} crops of "
+                                                 f"{options['test_crop']}x{options['test_crop']}" if options.get("test_crop")
+                                                 else "the whole image (test_crop=0)")}
         prepare = (lambda d, r: (d,)) if kind == "nr" else (lambda d, r: (d, r))
-        return kind, infer, metric.net, None, prepare, notes
+        return kind, infer, metric.net, TRAIN_CROP.get(model), prepare, notes
 
     kind, name, options, crop, train_all, trains, _ = PYIQA[model]
     skipped = _offline_pyiqa(ARCH_MODULE[model])
     import pyiqa
 
+    if model == "iqt":
+        net, infer = _pyiqa_iqt()
+        notes = {"built": "pyiqa.archs.iqt_arch.IQT(config_dataset='pipal') [timm pretrained=False]",
+                 "skipped_weight_loads": skipped, "trains": trains, "test_time": "20 random crops of 192x192"}
+        return kind, infer, net, crop, (lambda d, r: (d, r)), notes
     metric = pyiqa.create_metric(name, device=torch.device("cpu"), **options)
     net = metric.net
     if train_all:
@@ -263,8 +312,8 @@ def job(side: str, model: str, measure: str, quick: bool, inner: int, max_s: flo
             loss.backward()
             opt.step()
     else:
-        batch = 1 if measure == "b1" else sz["bN"]
-        d, r = _images(batch, sz["h"], sz["w"])
+        batch = sz["bN"] if measure == "bN" else 1
+        d, r = _images(batch, sz["pipal"], sz["pipal"]) if measure == "p288" else _images(batch, sz["h"], sz["w"])
         net.eval()
 
         def call():
@@ -403,15 +452,17 @@ def render(data: dict) -> str:
         "Sides: " + "; ".join(f"{s}: torch {t}, {th} threads" + (
             ", " + ", ".join(f"{k} {v}" for k, v in sorted(v_.items())) if v_ else "")
             for s, (t, th, v_) in side_info.items()) + ".",
-        (f"ms b1, ms b{bn}: inference in ms per {sz['w']}x{sz['h']} image at batch 1 and {bn}. train img/s: images "
+        (f"ms {sz['pipal']}x{sz['pipal']}: inference in ms per PIPAL-size pair at batch 1. "
+         f"ms b1, ms b{bn}: inference in ms per {sz['w']}x{sz['h']} image at batch 1 and {bn}. train img/s: images "
          f"(pairs) per second of optimiser steps on batches of {sz['train_batch']} crops ({sz['nr_crop']}x{sz['nr_crop']} "
          f"NR, {sz['fr_crop']}x{sz['fr_crop']} FR; HyperIQA and AHIQ 224x224). Peak MiB: resident memory added by the "
-         f"measurement (b1 / b{bn} / train). Ratio: iqarena's time / the fastest pyiqa model of the same kind "
-         "(b1 / bN / train; below 1: iqarena faster)."),
+         f"measurement (b1 / b{bn} / train). Ratio: iqarena's time / pyiqa's version of the same model (IQT, AHIQ), for iqarena's own models "
+         "the fastest pyiqa model of the same kind "
+         "(288 / b1 / bN / train; below 1: iqarena faster)."),
         "",
-        (f"| model | side | kind | trains (parameters) | ms b1 | ms b{bn} | train img/s | peak MiB (b1 / b{bn} / train) "
-         "| ratio to the best peer |"),
-        "|---|---|---|---|---:|---:|---:|---|---|",
+        (f"| model | side | kind | trains (parameters) | ms {sz['pipal']}x{sz['pipal']} | ms b1 | ms b{bn} | train img/s | "
+         f"peak MiB ({sz['pipal']} / b1 / b{bn} / train) | ratio to the best peer |"),
+        "|---|---|---|---|---:|---:|---:|---:|---|---|",
     ]
 
     def val(side, m, meas, field, fmt):
@@ -422,9 +473,16 @@ def render(data: dict) -> str:
             return "skip" if r["error"].startswith("skipped") else "n/a"
         return fmt.format(r[field])
 
-    def best_peer(kind, meas):
+    def best_peer(model, kind, meas):
+        """The same model in pyiqa (IQT, AHIQ); for iqarena's own models the fastest pyiqa model of their kind;
+        none for the other teams' models (pyiqa has no version of them)."""
+        if model in PYIQA:
+            r = summ.get(("pyiqa", model, meas), {})
+            return r.get("per_item_ms")
+        if not model.startswith("iqarena"):
+            return None
         times = [r["per_item_ms"] for (s, m, me), r in summ.items()
-                 if s == "pyiqa" and me == meas and "per_item_ms" in r and PYIQA[m][0] == kind]
+                 if s == "pyiqa" and me == meas and "per_item_ms" in r and PYIQA[m][0] == kind and m != "iqt"]
         return min(times) if times else None
 
     for side, table in SIDES.items():
@@ -438,11 +496,12 @@ def render(data: dict) -> str:
             if side == "iqarena":
                 parts = []
                 for meas in MEASURES:
-                    r, peer = summ.get((side, m, meas), {}), best_peer(kind, meas)
+                    r, peer = summ.get((side, m, meas), {}), best_peer(m, kind, meas)
                     parts.append(f"{r['per_item_ms'] / peer:.2f}" if "per_item_ms" in r and peer else "—")
                 ratio = " / ".join(parts)
             peaks = " / ".join(val(side, m, meas, "peak_mib", "{:.0f}") for meas in MEASURES)
             lines.append(f"| {label} | {side} | {kind.upper()} | {trains}{n_train} | "
+                         f"{val(side, m, 'p288', 'per_item_ms', '{:.1f}')} | "
                          f"{val(side, m, 'b1', 'per_item_ms', '{:.1f}')} | {val(side, m, 'bN', 'per_item_ms', '{:.1f}')} | "
                          f"{val(side, m, 'train', 'per_s', '{:.2f}')} | {peaks} | {ratio} |")
     built = {}

@@ -1,13 +1,17 @@
 """The learning check every challenge model passes (docs/models.md): train it on CPU, with a small
 backbone setting, on a small synthetic PIPAL-layout set (`iqarena synth`), and score references it never
-saw well above its untrained start. Used by tests/test_challenge_models.py and by
-benchmarks/models_learning.py, which renders the per-model table.
+saw well above its untrained start. Used by the tests of each model (tests/test_model_*.py); with
+IQARENA_LEARNING_REPORT=FILE every run appends its numbers to FILE, which benchmarks/models_learning.py
+renders as one table.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
+import json
 import math
+import os
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -72,7 +76,13 @@ def learning_run(data: Path, out: Path, model: str, options: dict | None = None,
         rows = list(csv.DictReader(fh))
     after = max(float(r["val_srcc"]) for r in rows)
     seconds = sum(float(r["seconds"]) for r in rows) / len(rows)
-    return Learned(before if math.isfinite(before) else 0.0, after, len(rows), seconds)
+    result = Learned(before if math.isfinite(before) else 0.0, after, len(rows), seconds)
+    report = os.environ.get("IQARENA_LEARNING_REPORT")
+    if report:  # benchmarks/models_learning.py collects every model's check into one table
+        with open(report, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"model": model, "options": options or {}, "flags": flags, "data": data.name,
+                                 **dataclasses.asdict(result)}) + "\n")
+    return result
 
 
 def _toml(options: dict) -> str:
