@@ -6,6 +6,7 @@ IQARENA_LEARNING_REPORT set, so each check appends what it measured, then render
 the held-out references before and after training. One thread, as the tests run.
 
     python benchmarks/models_learning.py --json benchmarks/results-models-learning.json
+    IQARENA_LEARNING_REPORT=/tmp/l.jsonl make test; python benchmarks/models_learning.py --render /tmp/l.jsonl
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ def run() -> list[dict]:
         return [json.loads(line) for line in report.read_text().splitlines()] if report.exists() else []
 
 
+def _read(path: Path) -> list[dict]:
+    """A --json file, or the JSON lines a test run wrote with IQARENA_LEARNING_REPORT set (the last run of a model
+    wins)."""
+    text = path.read_text()
+    recs = json.loads(text) if text.lstrip().startswith("[") else [json.loads(ln) for ln in text.splitlines() if ln]
+    return list({r["model"]: r for r in recs}.values())
+
+
 def render(recs: list[dict]) -> str:
     lines = ["| model | small setting (options) | epochs | val SRCC untrained | val SRCC trained | gain | s / epoch |",
              "|---|---|---:|---:|---:|---:|---:|"]
@@ -44,9 +53,9 @@ def render(recs: list[dict]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--render", type=Path, help="only render an earlier --json file")
+    ap.add_argument("--render", type=Path, help="only render an earlier --json file (or a test run's JSON lines)")
     a = ap.parse_args()
-    recs = json.loads(a.render.read_text()) if a.render else run()
+    recs = _read(a.render) if a.render else run()
     print(render(recs))
     if a.json and not a.render:
         a.json.write_text(json.dumps(recs, indent=1))
