@@ -16,6 +16,7 @@ import torch
 from iqarena import weights
 from iqarena.backbones import AlexNet, seeded_state_dict
 from iqarena.errors import InputError
+from iqarena.models.trunk import imagenet_normalise
 from iqarena.io import read_image
 from iqarena.models.config import load_config
 from iqarena.models.swd import SWD, backbone, warp_difference
@@ -61,7 +62,7 @@ def test_zero_warp_is_the_plain_difference():
     d, r = torch.rand(2, 3, 48, 48, generator=g), torch.rand(2, 3, 48, 48, generator=g)
     with torch.no_grad():
         plain = m0.differences(d, r)
-        taps = m0.backbone.stages((torch.cat([d, r]) - m0.mean) / m0.std)
+        taps = m0.backbone.stages(imagenet_normalise(torch.cat([d, r])))
         assert all(torch.equal(p, t[2:] - t[:2]) for p, t in zip(plain, taps))
         # a one-position search can only lower each position's distance
         for p, w in zip(plain, m1.differences(d, r)):

@@ -47,37 +47,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..backbones import ResNet, from_state_dict
-from ..backbones import resnet as resnets
 from ..errors import InputError
 from ..metrics.registry import register
-from ..weights import load_state_dict
 from .base import IQAModel, load_trained
+from .trunk import RESNET_DEPTHS, RESNET_SIZE_NOTE, RESNET_STRIDE, imagenet_normalise, resnet_trunk, stage_channels
 
-DEPTHS = (18, 34, 50, 101, 152)
 FUSIONS = ("learned", "mean")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-STRIDE = 32
-SIZE_NOTE = "ResNet's total stride of 32"
-
-
-def resnet_trunk(depth: int, pretrained: bool) -> ResNet:
-    """ResNet-``depth`` without its classifier; the catalogue's ImageNet file when ``pretrained``."""
-    if depth not in DEPTHS:
-        raise InputError(f"depth must be one of {', '.join(map(str, DEPTHS))} (a ResNet), got {depth!r}.",
-                         option="depth")
-    factory = getattr(resnets, f"resnet{depth}")
-    if not pretrained:
-        return factory(include_top=False)
-    name = f"resnet{depth}"
-    return from_state_dict(lambda: factory(include_top=False), load_state_dict(name), f"ResNet-{depth} weights {name}")
-
-
-def stage_channels(net: ResNet) -> list[int]:
-    """Output channels of layer1..layer4."""
-    return [layer[-1].conv3.out_channels if hasattr(layer[-1], "conv3") else layer[-1].conv2.out_channels
-            for layer in (net.layer1, net.layer2, net.layer3, net.layer4)]
 
 
 class FPN(nn.Module):
@@ -115,12 +90,12 @@ class ScaleHead(nn.Module):
 
 
 @register("iqma", kind="fr", higher_better=True, score_range=(-math.inf, math.inf), family="model",
-          weights=tuple(f"resnet{d}" for d in DEPTHS), trained=False,
+          weights=tuple(f"resnet{d}" for d in RESNET_DEPTHS), trained=False,
           paper="Guo, Bin, Hou, Zhang, Luo, IQMA Network: Image Quality Multi-scale Assessment Network, CVPRW 2021 "
                 "(NTIRE 2021 perceptual IQA, team MT-GTD, rank 2)",
           code="not public; src/iqarena/models/iqma.py (from the challenge report's description)",
           colour="RGB (ImageNet normalisation); grey repeated to three channels",
-          min_size=STRIDE, size_note=SIZE_NOTE)
+          min_size=RESNET_STRIDE, size_note=RESNET_SIZE_NOTE)
 class IQMA(IQAModel):
     """Full-reference quality (higher is better): FPN features of both images, one score per scale, fused."""
 
@@ -148,8 +123,6 @@ class IQMA(IQAModel):
         self.fpn = FPN(widths, channels) if shared else nn.ModuleList(FPN(widths, channels) for _ in range(2))
         self.heads = nn.ModuleList(ScaleHead(channels, hidden, dropout) for _ in widths)
         self.fusion_logits = nn.Parameter(torch.zeros(len(widths)), requires_grad=fusion == "learned")
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self._last_scales: torch.Tensor | None = None
         if trained:
             load_trained(self, Path(trained))
@@ -158,7 +131,7 @@ class IQMA(IQAModel):
         """P2..P5 of one branch (0: distorted, 1: reference; the same network when shared) for [0, 1] images."""
         net = self.backbone if self.shared else self.backbone[branch]
         fpn = self.fpn if self.shared else self.fpn[branch]
-        x = (x.expand(-1, 3, -1, -1) - self.mean) / self.std
+        x = imagenet_normalise(x)
         return fpn(net.stages(x)[1:])
 
     def fusion_weights(self) -> torch.Tensor:

@@ -65,15 +65,7 @@ from ..errors import InputError
 from ..metrics.registry import register
 from ..weights import load_state_dict
 from .base import IQAModel
-from .iqma import (
-    DEPTHS,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    SIZE_NOTE,
-    STRIDE,
-    resnet_trunk,
-    stage_channels,
-)
+from .trunk import RESNET_DEPTHS, RESNET_SIZE_NOTE, RESNET_STRIDE, imagenet_normalise, resnet_trunk, stage_channels
 
 #: FcaNet's 16 best single frequencies of a 7x7 DCT grid (Qin et al. 2021, "top16"), (u, v) pairs
 TOP16 = ((0, 0), (0, 1), (6, 0), (0, 5), (0, 2), (1, 0), (1, 2), (4, 0),
@@ -215,12 +207,12 @@ def cosine_per_channel(fd: torch.Tensor, fr: torch.Tensor) -> torch.Tensor:
 
 
 @register("l2pips", kind="fr", higher_better=True, score_range=(-math.inf, math.inf), family="model",
-          weights=tuple(f"resnet{d}" for d in DEPTHS), trained=False,
+          weights=tuple(f"resnet{d}" for d in RESNET_DEPTHS), trained=False,
           paper="Guo, Wang, Wang, Yang, L2PIPS: Learn to Learn a Perceptual Image Patch Similarity Metric "
                 "(NTIRE 2021 perceptual IQA, team The Amaurotia, rank 3)",
           code="https://github.com/YuLvS/L2PIPS (Apache-2.0)",
           colour="RGB (ImageNet normalisation); grey repeated to three channels",
-          min_size=STRIDE, size_note=SIZE_NOTE)
+          min_size=RESNET_STRIDE, size_note=RESNET_SIZE_NOTE)
 class L2PIPS(IQAModel):
     """Full-reference quality (higher is better): deep-similarity modules on five ResNet maps."""
 
@@ -230,8 +222,8 @@ class L2PIPS(IQAModel):
                  hidden: int | None = None, aux_weight: float = 0.0, train_backbone: bool = True,
                  frozen_bn: bool = False, test_crop: int = 0, test_layout: str = "five", test_crops: int = 5):
         super().__init__(test_crop, test_layout, test_crops)
-        if patch < STRIDE:
-            raise InputError(f"patch must be at least {STRIDE} ({SIZE_NOTE}), got {patch}.", option="patch")
+        if patch < RESNET_STRIDE:
+            raise InputError(f"patch must be at least {RESNET_STRIDE} ({RESNET_SIZE_NOTE}), got {patch}.", option="patch")
         if aux_weight < 0:
             raise InputError(f"aux_weight must be >= 0, got {aux_weight}.", option="aux_weight")
         self.backbone = resnet_trunk(depth, pretrained)
@@ -246,8 +238,6 @@ class L2PIPS(IQAModel):
         total = 2 * sum(widths)
         self.head = nn.Sequential(nn.Linear(total, hidden or total), nn.Linear(hidden or total, 1))
         self.aux_heads = nn.ModuleList(nn.Linear(c, 1) for c in widths) if self.aux_weight else None
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self._last_cosines: list[torch.Tensor] | None = None
         if trained:
             self.load_trained(trained)
@@ -255,7 +245,7 @@ class L2PIPS(IQAModel):
     def maps(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The stem convolution's output (before batch norm) and layer1..layer4, for [0, 1] images."""
         net = self.backbone
-        x = net.conv1((x.expand(-1, 3, -1, -1) - self.mean) / self.std)
+        x = net.conv1(imagenet_normalise(x))
         out = [x]
         x = net.maxpool(F.relu(net.bn1(x)))
         for layer in (net.layer1, net.layer2, net.layer3, net.layer4):

@@ -56,9 +56,8 @@ from ..metrics.lpips import as_rgb
 from ..metrics.registry import register
 from ..weights import load_state_dict
 from .base import IQAModel, load_trained
+from .trunk import imagenet_normalise
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def binomial_filter(size: int) -> torch.Tensor:
@@ -176,8 +175,6 @@ class PieAPPAlexNet(IQAModel):
         self.fc1_score, self.fc2_score = nn.Linear(ms, hidden), nn.Linear(hidden, 1)
         self.fc1_weight, self.fc2_weight = nn.Linear(coarse, hidden), nn.Linear(hidden, 1)
         self.ref_score_subtract = nn.Linear(1, 1)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         if pretrained or trained:
             load_weights(self.backbone, load_state_dict("alexnet"), "AlexNet ImageNet weights")
         for p in self.backbone.parameters():
@@ -187,7 +184,7 @@ class PieAPPAlexNet(IQAModel):
 
     def features(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Patches (P, 3, s, s) in [0, 1] -> multi-scale (P, D) and coarse (P, D5) AlexNet features."""
-        taps = self.backbone.stages((x - self.mean) / self.std)
+        taps = self.backbone.stages(imagenet_normalise(x))
         return torch.cat([t.flatten(1) for t in taps], 1), taps[-1].flatten(1)
 
     def patch_scores(self, pd: torch.Tensor, pr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

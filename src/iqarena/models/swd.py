@@ -74,9 +74,8 @@ from ..metrics.lpips import as_rgb
 from ..metrics.registry import register
 from ..weights import load_state_dict
 from .base import IQAModel, load_trained
+from .trunk import imagenet_normalise
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 TAPS = 5
 #: backbone class, ImageNet catalogue file, channels of the five taps
 NETS = {"alex": (AlexNet, "alexnet", (64, 192, 384, 256, 256)), "vgg": (VGG16, "vgg16", (64, 128, 256, 512, 512))}
@@ -171,8 +170,6 @@ class SWD(IQAModel):
             nn.Sequential(nn.Conv2d(c, hidden or c, 1), nn.ReLU(), nn.Conv2d(hidden or c, 1, 1), nn.ReLU(),
                           nn.AdaptiveAvgPool2d(1))
             for c in channels)
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         for p in self.backbone.parameters():
             p.requires_grad_(bool(train_backbone))
         if trained:
@@ -181,7 +178,7 @@ class SWD(IQAModel):
     def differences(self, dist: torch.Tensor, ref: torch.Tensor) -> list[torch.Tensor]:
         """The five taps' Space Warping Differences of (N, 3, H, W) images in [0, 1]."""
         n = dist.shape[0]
-        taps = self.backbone.stages((torch.cat([dist, ref]) - self.mean) / self.std)
+        taps = self.backbone.stages(imagenet_normalise(torch.cat([dist, ref])))
         return [warp_difference(t[:n], t[n:], r) for t, r in zip(taps, self.warps)]
 
     def distance(self, dist: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:

