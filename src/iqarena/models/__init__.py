@@ -15,9 +15,11 @@ from . import (  # noqa: F401  (registers the models: one file per method)
     iqt,
     l2pips,
     pieapp_alexnet,
+    radn,
     sensitivity_unet,
     sodeep,
     swd,
+    yahaha,
 )
 from .base import IQAModel, crop_boxes
 from .losses import LOSSES, build_loss
