@@ -389,3 +389,18 @@ def test_batches_of_runs_of_one_reference():
     assert sorted(len(r) for r in runs) == [1, 1, 2, 2, 2, 2, 2]  # a: 2+2+1, b: 2+2, c: 2+1
     assert sampler.order() == order and EpochSampler(12, 1, groups=groups, per_group=2).order() != order
     assert EpochSampler(12, 0, groups=groups, per_group=0).order() == EpochSampler(12, 0).order()
+
+
+def test_loss_none_trains_on_the_models_own_objective(tmp_path, labels):
+    _TinyTwoPart.aux_weight = 1.0
+    try:
+        train(_config(tmp_path / "a", labels, **{"model.name": "tiny_two_part", "train.epochs": "1",
+                                                 "train.loss": "none"}), log=lambda m: None)
+    finally:
+        _TinyTwoPart.aux_weight = 0.0
+    torch.manual_seed(0)
+    head = _TinyTwoPart().head.weight.detach()
+    first = float(_rows(tmp_path / "a" / "run" / "steps.csv")[0]["loss"])
+    assert first == pytest.approx(float((head ** 2).sum()), rel=1e-5)  # the model's term and nothing else
+    with pytest.raises(InputError, match="has none"):
+        train(_config(tmp_path / "b", labels, **{"train.loss": "none"}), log=lambda m: None)

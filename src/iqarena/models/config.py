@@ -88,7 +88,7 @@ class OptimConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 10
-    loss: str = "plcc+0.1*l1"
+    loss: str = "plcc+0.1*l1"  # a loss spec (losses.md), or "none": the model's own objective alone
     seed: int = 0
     init: str = ""  # a checkpoint (a run's best.pt, or a file of some of the model's tensors) to start from
     out: str = "runs/train"

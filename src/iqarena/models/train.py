@@ -42,6 +42,7 @@ from ..io import atomic_output
 from ..metrics import METRICS, MetricInfo, MetricSpec, fingerprint, get_info
 from ..metrics.checkpoint import FORMAT, VERSION, read_checkpoint
 from ..weights import load_state_dict
+from .base import IQAModel
 from .config import Config
 from .data import EpochSampler, FeatureData, PairData, collate, load_splits
 from .losses import build_loss
@@ -376,8 +377,12 @@ def train(cfg: Config, *, resume: bool = False, overwrite: bool = False, log=pri
     # its own generator: making an epoch's iterator must not draw from the global RNG (dropout's)
     loader = DataLoader(data, batch_size=per_rank, sampler=sampler, collate_fn=collate,
                         num_workers=cfg.data.workers, generator=torch.Generator().manual_seed(cfg.train.seed))
-    loss_fn = build_loss(cfg.train.loss)
-    takes_groups = "groups" in inspect.signature(loss_fn.forward).parameters
+    own_only = cfg.train.loss.strip().lower() == "none"  # the model's own objective alone (RADN's pre-training)
+    if own_only and type(model).auxiliary_loss is IQAModel.auxiliary_loss:
+        raise InputError(f"train.loss = \"none\" trains on the model's own objective, and {cfg.model.name} has none; "
+                         "give a loss spec such as \"plcc+0.1*l1\".", option="loss")
+    loss_fn = None if own_only else build_loss(cfg.train.loss)
+    takes_groups = not own_only and "groups" in inspect.signature(loss_fn.forward).parameters
     contents = {c: i for i, c in enumerate(sorted({r.content for r in train_ds.rows}))}
     groups_of = torch.tensor([contents[r.content] for r in train_ds.rows])  # the same ids in every process
     kinds = {g: i for i, g in enumerate(sorted({r.group for r in train_ds.rows}))}
@@ -456,7 +461,7 @@ def train(cfg: Config, *, resume: bool = False, overwrite: bool = False, log=pri
                         pred = net(d, r) if info.needs_ref else net(d)
                 pred, y = _gather(pred.float(), world), _gather(y, world)
                 kwargs = {"groups": _gather(groups_of[idx].to(device), world)} if takes_groups else {}
-                loss = loss_fn(pred, y, **kwargs)
+                loss = loss_fn(pred, y, **kwargs) if loss_fn is not None else pred.new_zeros(())
                 if takes_aux:  # the model's own objective on its last forward (a distortion-type head ...)
                     aux = model.auxiliary_loss({"score": y, "kind": kind_of[idx].to(device),
                                                 "content": groups_of[idx].to(device)})
