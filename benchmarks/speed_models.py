@@ -78,7 +78,7 @@ IQARENA.update({
     "iqma": ("fr", {"pretrained": False}, _TEAMS, "as built", "IQMA (MT-GTD)"),
     "l2pips": ("fr", {"pretrained": False}, _TEAMS, "as built", "L2PIPS (Amaurotia)"),
     "radn": ("fr", {}, _TEAMS, "all (from scratch)", "RADN (THUIIGROUP1919)"),
-    "yahaha": ("fr", {"pretrained": False}, _TEAMS, "as built", "multi-level transformer (Yahaha!)"),
+    "mlt_yahaha": ("fr", {"pretrained": False}, _TEAMS, "as built", "multi-level transformer (Yahaha!)"),
     "asna": ("fr", {}, _TEAMS, "all", "ASNA (MACS; 288x288 only)"),
     "si_unet": ("fr", {}, _TEAMS, "all", "sensitivity UNet (SI Analytics)"),
     "pieapp_alexnet": ("fr", {"pretrained": False}, _TEAMS, "all", "PieAPP-AlexNet-BlurPool (tsubota)"),
