@@ -149,14 +149,6 @@ def random_patches(x: torch.Tensor, size: int, ys: torch.Tensor, xs: torch.Tenso
     return x[batch, :, rows, cols].permute(0, 1, 4, 2, 3)  # advanced indices first: (N, K, s, s, C)
 
 
-def _local_rows(values: torch.Tensor, n: int) -> torch.Tensor:
-    """This process's rows of a tensor the trainer gathered across processes (rank order)."""
-    if values.shape[0] == n:
-        return values
-    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-    return values[rank * n:(rank + 1) * n]
-
-
 @register("radn", kind="fr", higher_better=True, score_range=(-math.inf, math.inf), family="model",
           weights=(), trained=False,
           paper="Shi et al., Region-Adaptive Deformable Network for Image Quality Assessment, CVPR-W 2021 "
@@ -279,10 +271,10 @@ class RADN(IQAModel):
             return None
         s = self._last_raw
         n = s.shape[0]
-        y = _local_rows(targets["score"], n).to(s.dtype)
+        y = targets["score"].to(s.dtype)
         mask = torch.ones(n, n, dtype=torch.bool, device=s.device).triu(1)
         if self.contrastive_pairs == "content":
-            c = _local_rows(targets["content"], n)
+            c = targets["content"]
             mask &= c[:, None] == c[None, :]
         logit = self.judge(s[:, None].expand(n, n), s[None, :].expand(n, n))
         p = torch.sigmoid((y[:, None] - y[None, :]) * (_LN10 / self.elo_scale))

@@ -459,11 +459,12 @@ def train(cfg: Config, *, resume: bool = False, overwrite: bool = False, log=pri
                         pred = model.from_features(d)
                     else:
                         pred = net(d, r) if info.needs_ref else net(d)
+                y_local = y  # this process's labels, for the model's own objective on its own forward
                 pred, y = _gather(pred.float(), world), _gather(y, world)
                 kwargs = {"groups": _gather(groups_of[idx].to(device), world)} if takes_groups else {}
                 loss = loss_fn(pred, y, **kwargs) if loss_fn is not None else pred.new_zeros(())
                 if takes_aux:  # the model's own objective on its last forward (a distortion-type head ...)
-                    aux = model.auxiliary_loss({"score": y, "kind": kind_of[idx].to(device),
+                    aux = model.auxiliary_loss({"score": y_local, "kind": kind_of[idx].to(device),
                                                 "content": groups_of[idx].to(device)})
                     loss = loss + aux if aux is not None else loss
                 if not torch.isfinite(loss):

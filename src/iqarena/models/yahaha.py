@@ -83,14 +83,6 @@ def relative_distance_loss(pred: torch.Tensor, target: torch.Tensor, reduction: 
     return total if reduction == "sum" else total / max(1, n * (n - 1) // 2)
 
 
-def _local_rows(values: torch.Tensor, n: int) -> torch.Tensor:
-    """This process's rows of a tensor the trainer gathered across processes (rank order)."""
-    if values.shape[0] == n:
-        return values
-    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
-    return values[rank * n:(rank + 1) * n]
-
-
 @register("mlt_yahaha", kind="fr", higher_better=True, score_range=(-math.inf, math.inf), family="model",
           aliases=("yahaha",), weights=("resnet18",), trained=False,
           paper="Yahaha! team, A Transformer-based perceptual IQA framework leveraging multi level features, NTIRE "
@@ -179,13 +171,12 @@ class MultiLevelTransformer(IQAModel):
         if self._last is None or not (self.rd_weight or self.type_weight):
             return None
         scores, logits = self._last
-        n = scores.shape[0]
         total = scores.new_zeros(())
         if self.rd_weight:
-            y = _local_rows(targets["score"], n).to(scores.dtype)
+            y = targets["score"].to(scores.dtype)
             total = total + self.rd_weight * relative_distance_loss(scores, y)
         if self.type_weight:
-            kind = _local_rows(targets["kind"], n).long()
+            kind = targets["kind"].long()
             if int(kind.max()) >= self.types or int(kind.min()) < 0:
                 raise InputError(f"mlt_yahaha has {self.types} distortion types, but the training set has more "
                                  f"groups (class id {int(kind.max())}); set the model option types to their "
