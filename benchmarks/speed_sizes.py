@@ -6,7 +6,8 @@ Every side runs in its own interpreter (iqarena in the project's Python, the pee
 bundled I03 reference resized (bilinear) to the size, and a copy with seeded Gaussian noise (sigma 0.05),
 the same numbers on every side. Per record: the median wall time of ``--reps`` calls after one warm-up (fewer
 when a call is slow, at least 3), and the peak extra resident memory of one further call (the process's
-RSS sampled every 0.2 ms by a thread, minus the RSS just before the call). Speed rows are compared with
+RSS sampled every 0.2 ms by a thread, minus the RSS just before the call, after freed memory has been given
+back with glibc's malloc_trim). Speed rows are compared with
 the fastest peer, memory with the leanest.
 
     python benchmarks/speed_sizes.py --json benchmarks/results-sizes.json --markdown docs/benchmarks-sizes.md
@@ -43,6 +44,19 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 def _rss() -> int:
     with open("/proc/self/statm") as fh:
         return int(fh.read().split()[1]) * PAGE
+
+
+def _trim() -> None:
+    """Give freed memory back to the system (glibc keeps large freed blocks resident after the first calls), so
+    that the measured call's own allocations show in the RSS."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 class PeakRSS:
@@ -123,6 +137,7 @@ def worker(side: str, metrics: list[str], cases: list[str], threads: int, reps: 
                         t0 = time.perf_counter()
                         fn(d, r)
                         times.append(time.perf_counter() - t0)
+                    _trim()
                     with PeakRSS() as mem:
                         fn(d, r)
                 rec.update(ms=1000 * statistics.median(times), mb=mem.extra_mb)

@@ -29,30 +29,12 @@ from ..errors import InputError
 from ..ops.filters import fspecial_gaussian, imfilter
 from ..ops.phase import safe_sqrt
 from ..ops.resize import imresize
-from .fsim import yiq255
+from .fsim import box_decimate, yiq255
 from .registry import register
 
 def downsample_factor(h: int, w: int) -> int:
     """F = max(1, round(min(H, W) / 256)) with MATLAB's round (half away from zero)."""
     return max(1, int(min(h, w) / 256 + 0.5))
-
-
-def box_downsample(x: torch.Tensor, f: int) -> torch.Tensor:
-    """conv2(x, fspecial('average', f), 'same') followed by x(1:f:end, 1:f:end), as a sum of f * f
-    strided slices of the zero-padded image."""
-    if f == 1:
-        return x
-    h, w = x.shape[-2:]
-    ho, wo = -(-h // f), -(-w // f)
-    before = (f - 1) - f // 2  # conv2 'same' window of output i: [i f - before, i f - before + f - 1]
-    pads = (before, wo * f - w - before, before, ho * f - h - before)  # negative = crop
-    xp = F.pad(x, pads) if any(pads) else x
-    out = None
-    for i in range(f):
-        for j in range(f):
-            part = xp[..., i: i + ho * f: f, j: j + wo * f: f]
-            out = part.clone() if out is None else out.add_(part)
-    return out.mul_(1.0 / (f * f))
 
 
 def scharr_magnitude(x: torch.Tensor) -> torch.Tensor:
@@ -116,7 +98,7 @@ def srsim(dist: torch.Tensor, ref: torch.Tensor, *, c1: float = 0.40, c2: float 
     n = ref.shape[0]
     # SR_SIM.m luminance: the Y row of rgb2ntsc on 0..255 values, not rounded
     f = downsample_factor(h, w)
-    y = torch.cat([box_downsample(luma, f) for luma in (yiq255(ref, 1, torch.float64), yiq255(dist, 1, torch.float64))])
+    y = torch.cat([box_decimate(luma, f) for luma in (yiq255(ref, 1, torch.float64), yiq255(dist, 1, torch.float64))])
     sal = spectral_residual_saliency(y)
     grad = scharr_magnitude(y)
     s1, s2 = sal[:n], sal[n:]

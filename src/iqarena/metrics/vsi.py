@@ -31,9 +31,9 @@ from ..errors import InputError
 from ..ops.lab import rgb2lab_sdsp
 from ..ops.loggabor import sdsp_log_gabor
 from ..ops.resize import imresize
-from .fsim import real_power
+from .fsim import box_decimate, real_power
 from .registry import register
-from .srsim import box_downsample, downsample_factor, mat2gray, saliency_pool, scharr_magnitude
+from .srsim import downsample_factor, mat2gray, saliency_pool, scharr_magnitude
 
 # L, M, N opponent channels of VSI.m, rows applied to (R, G, B).
 _LMN = ((0.06, 0.63, 0.27), (0.30, 0.04, -0.35), (0.34, -0.60, 0.17))
@@ -89,8 +89,8 @@ def vsi(dist: torch.Tensor, ref: torch.Tensor, *, c_vs: float = 1.27, c_gm: floa
         img = img.to(work)
         if img.shape[1] == 1:
             img = img.expand(-1, 3, -1, -1)
-        sal.append(box_downsample(sdsp(img, omega0=omega0, sigma_f=sigma_f, sigma_d=sigma_d, sigma_c=sigma_c), f))
-        rgb.append(box_downsample(img, f))
+        sal.append(box_decimate(sdsp(img, omega0=omega0, sigma_f=sigma_f, sigma_d=sigma_d, sigma_c=sigma_c), f))
+        rgb.append(box_decimate(img, f))
     sal = torch.cat(sal).double()
     # L, M, N are linear in RGB, so downsampling RGB first gives the same channels with less work
     rgb = torch.cat(rgb).double()
