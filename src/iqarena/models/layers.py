@@ -6,12 +6,14 @@ AHIQ use it. Each kernel tap samples the input at its regular position plus a le
 interpolation and zeros outside the image, optionally scaled by a mask. The tensor layouts are those of
 ``torchvision.ops.deform_conv2d`` (offsets ``(N, 2 * offset_groups * kh * kw, Ho, Wo)`` as ``(dy, dx)`` pairs
 per tap, row-major over the kernel; masks ``(N, offset_groups * kh * kw, Ho, Wo)``), so its parameters and a
-model's offset branches load unchanged.
+model's offset branches load unchanged. The sampling is one ``grid_sample`` over all taps (its own backward
+for the input and the offsets), then one matrix product with the weights.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
@@ -47,21 +49,15 @@ def deform_conv2d(x: torch.Tensor, offset: torch.Tensor, weight: torch.Tensor, b
     base_x = (torch.arange(wo, device=dev, dtype=dt) * sw - pw)[None, None, :] \
         + (torch.arange(kw, device=dev, dtype=dt) * dw).repeat(kh)[:, None, None]  # (K, 1, Wo)
     off = offset.view(n, og, taps, 2, ho, wo)
-    py, px = base_y + off[:, :, :, 0], base_x + off[:, :, :, 1]  # (N, G, K, Ho, Wo)
-    y0, x0 = py.floor(), px.floor()
-    ly, lx = py - y0, px - x0
-    planes = x.reshape(n, og, c // og, h * w)
-    points = taps * ho * wo
-    scale = mask.view(n, og, taps, ho, wo) if mask is not None else None
-    cols = x.new_zeros(n, og, c // og, points)
-    for dy, dx, wt in ((0, 0, (1 - ly) * (1 - lx)), (0, 1, (1 - ly) * lx), (1, 0, ly * (1 - lx)), (1, 1, ly * lx)):
-        yy, xx = y0 + dy, x0 + dx
-        inside = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
-        index = (yy.clamp(0, h - 1) * w + xx.clamp(0, w - 1)).long().view(n, og, 1, points)
-        weight_here = wt * inside
-        if scale is not None:
-            weight_here = weight_here * scale
-        cols = cols + planes.gather(3, index.expand(-1, -1, c // og, -1)) * weight_here.view(n, og, 1, points)
+    py, px = base_y + off[:, :, :, 0], base_x + off[:, :, :, 1]  # (N, G, K, Ho, Wo), in pixels
+    # one bilinear sampling of every tap (zeros outside the image): grid_sample's pixel centres are at
+    # (2 i + 1) / size - 1 with align_corners=False, valid for any size (1 included)
+    grid = torch.stack([(2 * px + 1) / w - 1, (2 * py + 1) / h - 1], -1).reshape(n * og, taps * ho, wo, 2)
+    sampled = F.grid_sample(x.reshape(n * og, c // og, h, w), grid, mode="bilinear", padding_mode="zeros",
+                            align_corners=False).view(n, og, c // og, taps, ho, wo)
+    if mask is not None:
+        sampled = sampled * mask.view(n, og, 1, taps, ho, wo)
+    cols = sampled.reshape(n, c, taps, ho * wo)
     cols = cols.view(n, groups, c_per_group * taps, ho * wo)  # channel-major, then tap: weight's flattening
     out = torch.einsum("ngkp,gok->ngop", cols, weight.reshape(groups, c_out // groups, c_per_group * taps))
     out = out.reshape(n, c_out, ho, wo)

@@ -29,10 +29,12 @@ def mix_channels(x: torch.Tensor, matrix, scale: float = 1.0, dtype: torch.dtype
     if dtype == x.dtype:
         return torch.matmul(w, x.reshape(n, c, h * wd)).view(n, w.shape[0], h, wd)
     rows = []
-    for row in w.tolist():
-        acc = x[:, :1].to(dtype) * row[0]
+    tmp = None
+    for row in w.tolist():  # in place on two planes: the same operations as out of place, no fresh pages each step
+        acc = x[:, :1].to(dtype).mul_(row[0])
         for j in range(1, c):
-            acc = acc + x[:, j:j + 1].to(dtype) * row[j]
+            tmp = x[:, j:j + 1].to(dtype) if tmp is None else tmp.copy_(x[:, j:j + 1])
+            acc.add_(tmp.mul_(row[j]))
         rows.append(acc)
     return rows[0] if len(rows) == 1 else torch.cat(rows, 1)
 
