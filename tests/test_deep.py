@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from iqarena.metrics.dists import DISTS
 from iqarena.metrics.lpips import LPIPS
 from iqarena.metrics.pieapp import PieAPP, demo_positions
 from iqarena.metrics.wadiqam import WaDIQaMFR
+from helpers.stand_in import catalogue_stand_in
 
 PARITY = json.loads((DATA / "deep_parity.json").read_text())
 KEYS = json.loads((DATA / "backbone_keys.json").read_text())
@@ -102,13 +102,7 @@ def test_published_file_loads_through_the_catalogue(tmp_path, monkeypatch, crops
     """A full torchvision-layout checkpoint (classifier included) in the cache folder, hash-checked, loads
     unchanged and gives the same metric as the explicit file."""
     sd = parity.seeded_state_dict(KEYS["squeezenet1_1"], 3)
-    cache = tmp_path / "weights"
-    cache.mkdir()
-    path = cache / "squeezenet1_1-b8a52dc0.pth"
-    torch.save(sd, path)
-    monkeypatch.setenv("IQARENA_HOME", str(tmp_path))
-    monkeypatch.setitem(weights.CATALOGUE, "squeezenet1_1", replace(
-        weights.CATALOGUE["squeezenet1_1"], sha256=weights.digest(path), size=path.stat().st_size))
+    path = catalogue_stand_in(monkeypatch, tmp_path, "squeezenet1_1", sd)
     full = B.load_weights(B.SqueezeNet11(), weights.load_state_dict("squeezenet1_1"))
     assert all(torch.equal(full.state_dict()[k], v) for k, v in sd.items())
     m = create_metric("lpips_squeeze")

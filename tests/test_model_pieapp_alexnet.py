@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -13,7 +12,6 @@ import pytest
 import torch
 from torch import nn
 
-from iqarena import weights
 from iqarena.backbones import AlexNet, seeded_state_dict
 from iqarena.errors import InputError
 from iqarena.io import read_image
@@ -28,6 +26,7 @@ from iqarena.models.pieapp_alexnet import (
     window_starts,
 )
 from iqarena.models.train import build_model
+from helpers.stand_in import catalogue_stand_in
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -90,12 +89,7 @@ def test_torchvision_alexnet_names_load():
 def test_the_imagenet_file_loads_through_the_catalogue(tmp_path, monkeypatch):
     keys = json.loads((DATA / "backbone_keys.json").read_text())["alexnet"]
     sd = seeded_state_dict({k: v for k, v in keys.items() if k.startswith("features.")}, 7)
-    (tmp_path / "weights").mkdir()
-    path = tmp_path / "weights" / "alexnet-owt-7be5be79.pth"
-    torch.save(sd, path)
-    monkeypatch.setenv("IQARENA_HOME", str(tmp_path))
-    monkeypatch.setitem(weights.CATALOGUE, "alexnet", replace(weights.CATALOGUE["alexnet"],
-                                                              sha256=weights.digest(path), size=path.stat().st_size))
+    catalogue_stand_in(monkeypatch, tmp_path, "alexnet", sd)
     model = PieAPPAlexNet(hidden=8)
     assert all(torch.equal(model.backbone.state_dict()[k], v) for k, v in sd.items())
 

@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import re
 import sys
-from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
 import pytest
 import torch
 
-from iqarena import weights
 from iqarena.backbones import AlexNet, seeded_state_dict
 from iqarena.errors import InputError
 from iqarena.models.trunk import imagenet_normalise
@@ -21,6 +19,7 @@ from iqarena.io import read_image
 from iqarena.models.config import load_config
 from iqarena.models.swd import SWD, backbone, warp_difference
 from iqarena.models.train import build_model
+from helpers.stand_in import catalogue_stand_in
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -151,12 +150,7 @@ def test_the_imagenet_file_loads_through_the_catalogue(tmp_path, monkeypatch):
     """torchvision's AlexNet names load unchanged (a stand-in file with the feature tensors)."""
     keys = json.loads((DATA / "backbone_keys.json").read_text())["alexnet"]
     sd = seeded_state_dict({k: v for k, v in keys.items() if k.startswith("features.")}, 5)
-    (tmp_path / "weights").mkdir()
-    path = tmp_path / "weights" / "alexnet-owt-7be5be79.pth"
-    torch.save(sd, path)
-    monkeypatch.setenv("IQARENA_HOME", str(tmp_path))
-    monkeypatch.setitem(weights.CATALOGUE, "alexnet", replace(weights.CATALOGUE["alexnet"],
-                                                              sha256=weights.digest(path), size=path.stat().st_size))
+    catalogue_stand_in(monkeypatch, tmp_path, "alexnet", sd)
     model = SWD()
     own = model.backbone.state_dict()
     assert all(torch.equal(own[k], v) for k, v in sd.items())

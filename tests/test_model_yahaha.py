@@ -6,20 +6,19 @@ loading, the recipe, errors, and the learning check."""
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 from torch.nn import functional as F
 
-from iqarena import weights
 from iqarena.backbones import resnet18, seeded_state_dict
 from iqarena.errors import InputError
 from iqarena.metrics import get_info
 from iqarena.models.config import load_config
 from iqarena.models.train import build_model
 from iqarena.models.yahaha import MultiLevelTransformer, relative_distance_loss
+from helpers.stand_in import catalogue_stand_in
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -133,13 +132,7 @@ def test_imagenet_weights_load_through_the_catalogue(tmp_path, monkeypatch):
     and keeps its batch-norm statistics frozen in training; pretrained=False trains them."""
     net = resnet18()
     sd = seeded_state_dict({k: tuple(v.shape) for k, v in net.state_dict().items()}, 5)
-    cache = tmp_path / "weights"
-    cache.mkdir()
-    path = cache / weights.CATALOGUE["resnet18"].filename
-    torch.save(sd, path)
-    monkeypatch.setenv("IQARENA_HOME", str(tmp_path))
-    monkeypatch.setitem(weights.CATALOGUE, "resnet18", replace(weights.CATALOGUE["resnet18"],
-                                                                sha256=weights.digest(path), size=path.stat().st_size))
+    catalogue_stand_in(monkeypatch, tmp_path, "resnet18", sd)
     model = MultiLevelTransformer(pretrained=True, embed=32, heads=2, layers=1, ff=64, hidden=32)
     assert all(torch.equal(model.backbone.state_dict()[k], v) for k, v in sd.items() if not k.startswith("fc."))
     assert model.frozen_batchnorm and not model.train().backbone.bn1.training
