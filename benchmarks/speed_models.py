@@ -270,7 +270,7 @@ def _build(side: str, model: str):
     return kind, infer, net, crop, prepare, notes
 
 
-def job(side: str, model: str, measure: str, quick: bool, inner: int, max_s: float) -> dict:
+def job(side: str, model: str, measure: str, quick: bool, inner: int, max_s: float, warmup: int = WARMUP) -> dict:
     """One measurement in this process: the record (times in seconds, memory in MiB)."""
     import torch
 
@@ -325,9 +325,9 @@ def job(side: str, model: str, measure: str, quick: bool, inner: int, max_s: flo
     rss0 = _rss_kib()
     rec["peak_reset"] = _reset_peak()
     t0 = time.perf_counter()
-    for _ in range(WARMUP):
+    for _ in range(warmup):
         call()
-    warm = (time.perf_counter() - t0) / WARMUP
+    warm = (time.perf_counter() - t0) / warmup
     n = inner if warm * inner <= max_s else 1
     times = []
     for _ in range(n):
@@ -344,7 +344,7 @@ def job(side: str, model: str, measure: str, quick: bool, inner: int, max_s: flo
 
 def _run_job(python: str, side: str, model: str, measure: str, a) -> dict:
     cmd = [python, str(Path(__file__).resolve()), "--job", f"{side}:{model}:{measure}", "--inner", str(a.inner),
-           "--max-seconds", str(a.max_seconds)] + (["--quick"] if a.quick else [])
+           "--max-seconds", str(a.max_seconds), "--warmup", str(a.warmup)] + (["--quick"] if a.quick else [])
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
     if a.threads:
         env.update(OMP_NUM_THREADS=str(a.threads), MKL_NUM_THREADS=str(a.threads))
@@ -375,7 +375,7 @@ def _conditions(a, pythons: dict) -> dict:
         commit = ""
     return {"date": datetime.datetime.now().isoformat(timespec="seconds"), "host": platform.node(), "cpu": cpu,
             "cpus": os.cpu_count(), "loadavg_start": os.getloadavg(), "reps": a.reps, "inner": a.inner,
-            "quick": a.quick, "sizes": sizes(a.quick), "threads": a.threads or "torch default",
+            "quick": a.quick, "sizes": sizes(a.quick), "threads": a.threads or "torch default", "warmup": a.warmup,
             "clock": "wall", "pythons": pythons, "commit": commit}
 
 
@@ -406,7 +406,7 @@ def drive(a, sides: list[str], pythons: dict) -> dict:
                                f"+{rec['peak_mib']:.0f} MiB peak")
                     print(f"[rep {rep}] {side:8s} {model:15s} {measure:5s} {msg}", file=sys.stderr, flush=True)
                     if measure == "b1" and "s" in rec:  # a batch-N call estimated over --max-seconds: skip it
-                        est = rec["s"] * sizes(a.quick)["bN"] * (WARMUP + 1)
+                        est = rec["s"] * sizes(a.quick)["bN"] * (a.warmup + 1)
                         if est > a.max_seconds:
                             skip[(side, model, "bN")] = (f"skipped: about {est:.0f} s for warm-up and one call at batch "
                                                          f"{sizes(a.quick)['bN']} (over --max-seconds {a.max_seconds:.0f})")
@@ -448,7 +448,7 @@ def render(data: dict) -> str:
     lines = [
         (f"Conditions: {c['date']}, {c['cpu']} ({c['cpus']} CPUs), load average {c['loadavg_start'][0]:.2f} at the "
          f"start, {c['loadavg_end'][0]:.2f} at the end; wall time; medians of {c['reps']} repetitions, each measurement "
-         f"in a fresh process after {WARMUP} warm-up calls{' (--quick)' if c['quick'] else ''}."),
+         f"in a fresh process after {c.get('warmup', WARMUP)} warm-up calls{' (--quick)' if c['quick'] else ''}."),
         "Sides: " + "; ".join(f"{s}: torch {t}, {th} threads" + (
             ", " + ", ".join(f"{k} {v}" for k, v in sorted(v_.items())) if v_ else "")
             for s, (t, th, v_) in side_info.items()) + ".",
@@ -528,6 +528,7 @@ def main() -> None:
     ap.add_argument("--inner", type=int, default=3,
                     help="timed calls per process after the warm-up (1 where a call is over --max-seconds / inner)")
     ap.add_argument("--quick", action="store_true", help="smoke test: 128x128 images and crops, batch 4")
+    ap.add_argument("--warmup", type=int, default=WARMUP, help="untimed calls before the timed ones")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's default)")
     ap.add_argument("--max-seconds", type=float, default=120.0,
                     help="skip a batch-N inference whose warm-up and call (estimated from batch 1) exceed this")
@@ -546,7 +547,7 @@ def main() -> None:
 
             torch.set_num_threads(a.threads)
         try:
-            rec = job(side, model, measure, a.quick, a.inner, a.max_seconds)
+            rec = job(side, model, measure, a.quick, a.inner, a.max_seconds, a.warmup)
         except Exception as exc:  # noqa: BLE001 - reported as a record: the driver goes on with the others
             rec = {"side": side, "model": model, "measure": measure,
                    "error": f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}"}
