@@ -103,13 +103,19 @@ def efficientnet_lite0(pretrained: bool | str | Path | Mapping[str, torch.Tensor
     weights. Backbones and weights share one layer, so this looks the file up itself; the catalogue is
     imported only here, when a file is asked for.
     """
+    return with_weights(lambda: EfficientNetLite0(**options), pretrained, "efficientnet_lite0", "EfficientNet-Lite0")
+
+
+def with_weights(make: Callable[[], nn.Module], pretrained, default: str, label: str) -> nn.Module:
+    """``make()`` with weights: ``pretrained`` False (random), True (the catalogue file ``default``), another
+    catalogue name or a path, or a state_dict; in eval mode when weights are loaded."""
     if pretrained is False:
-        return EfficientNetLite0(**options)
+        return make()
     if isinstance(pretrained, Mapping):
-        sd, what = pretrained, "EfficientNet-Lite0 state_dict"
+        sd, what = pretrained, f"{label} state_dict"
     else:
         from ..weights import load_state_dict
 
-        name = "efficientnet_lite0" if pretrained is True else pretrained
-        sd, what = load_state_dict(name), f"EfficientNet-Lite0 weights {name}"
-    return from_state_dict(lambda: EfficientNetLite0(**options), sd, what).eval()
+        name = default if pretrained is True else pretrained
+        sd, what = load_state_dict(name), f"{label} weights {name}"
+    return from_state_dict(make, sd, what).eval()

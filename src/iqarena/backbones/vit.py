@@ -157,16 +157,7 @@ def vit_base_patch8_224(pretrained: bool | str | Path | Mapping[str, torch.Tenso
     ``pretrained``: True for the catalogue's ImageNet file ``vit_base_patch8_224`` (timm's conversion of the
     AugReg in21k -> in1k checkpoint), a path or another catalogue name, a state_dict, or False for random weights.
     """
-    from . import from_state_dict
+    from . import with_weights
 
     kw = {**VIT_B8, **options}
-    if pretrained is False:
-        return VisionTransformer(**kw)
-    if isinstance(pretrained, Mapping):
-        sd, what = pretrained, "ViT-B/8 state_dict"
-    else:
-        from ..weights import load_state_dict
-
-        name = "vit_base_patch8_224" if pretrained is True else pretrained
-        sd, what = load_state_dict(name), f"ViT-B/8 weights {name}"
-    return from_state_dict(lambda: VisionTransformer(**kw), sd, what).eval()
+    return with_weights(lambda: VisionTransformer(**kw), pretrained, "vit_base_patch8_224", "ViT-B/8")
