@@ -105,6 +105,29 @@ class Block8(nn.Module):
         return F.relu(y) if self.relu else y
 
 
+STEM = ("conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "maxpool_5a")
+
+
+def add_stem(net: nn.Module) -> None:
+    """The layers before mixed_5b, as attributes of ``net`` under Cadene's top-level names (``STEM``), and
+    mixed_5b: the start of the network and of any part of it (IQT builds only the 35x35 grid)."""
+    net.conv2d_1a = Conv(3, 32, 3, stride=2)
+    net.conv2d_2a = Conv(32, 32, 3)
+    net.conv2d_2b = Conv(32, 64, 3, padding=1)
+    net.maxpool_3a = nn.MaxPool2d(3, 2)
+    net.conv2d_3b = Conv(64, 80, 1)
+    net.conv2d_4a = Conv(80, 192, 3)
+    net.maxpool_5a = nn.MaxPool2d(3, 2)
+    net.mixed_5b = Mixed5b()
+
+
+def stem_mixed_5b(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """mixed_5b's output of a network built with ``add_stem``."""
+    for name in STEM:
+        x = getattr(net, name)(x)
+    return net.mixed_5b(x)
+
+
 class InceptionResNetV2(nn.Module):
     """Stem, 10 x Block35, Mixed6a, 20 x Block17, Mixed7a, 9 x Block8, Block8 without ReLU, 1x1 conv to 1536.
 
@@ -113,14 +136,7 @@ class InceptionResNetV2(nn.Module):
 
     def __init__(self, num_classes: int = 1000, include_top: bool = True):
         super().__init__()
-        self.conv2d_1a = Conv(3, 32, 3, stride=2)
-        self.conv2d_2a = Conv(32, 32, 3)
-        self.conv2d_2b = Conv(32, 64, 3, padding=1)
-        self.maxpool_3a = nn.MaxPool2d(3, 2)
-        self.conv2d_3b = Conv(64, 80, 1)
-        self.conv2d_4a = Conv(80, 192, 3)
-        self.maxpool_5a = nn.MaxPool2d(3, 2)
-        self.mixed_5b = Mixed5b()
+        add_stem(self)
         self.repeat = _seq(*[Block35(0.17) for _ in range(10)])
         self.mixed_6a = Mixed6a()
         self.repeat_1 = _seq(*[Block17(0.10) for _ in range(20)])
@@ -133,10 +149,7 @@ class InceptionResNetV2(nn.Module):
             self.last_linear = nn.Linear(1536, num_classes)
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
-        for m in (self.conv2d_1a, self.conv2d_2a, self.conv2d_2b, self.maxpool_3a, self.conv2d_3b,
-                  self.conv2d_4a, self.maxpool_5a):
-            x = m(x)
-        out = [self.mixed_5b(x)]
+        out = [stem_mixed_5b(self, x)]
         out.append(self.repeat(out[-1]))
         out.append(self.repeat_1(self.mixed_6a(out[-1])))
         out.append(self.repeat_2(self.mixed_7a(out[-1])))

@@ -60,7 +60,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..backbones import load_weights
-from ..backbones.inception_resnet_v2 import Block35, Conv, Mixed5b
+from ..backbones.inception_resnet_v2 import Block35, add_stem, stem_mixed_5b
 from ..errors import InputError
 from ..metrics.registry import check_image, register
 from ..weights import load_state_dict
@@ -87,22 +87,12 @@ class Features(nn.Module):
 
     def __init__(self, blocks: int = 10):
         super().__init__()
-        self.conv2d_1a = Conv(3, 32, 3, stride=2)
-        self.conv2d_2a = Conv(32, 32, 3)
-        self.conv2d_2b = Conv(32, 64, 3, padding=1)
-        self.maxpool_3a = nn.MaxPool2d(3, 2)
-        self.conv2d_3b = Conv(64, 80, 1)
-        self.conv2d_4a = Conv(80, 192, 3)
-        self.maxpool_5a = nn.MaxPool2d(3, 2)
-        self.mixed_5b = Mixed5b()
+        add_stem(self)
         self.repeat = nn.Sequential(*[Block35(0.17) for _ in range(blocks)])
         self.channels = CHANNELS * (1 + blocks // 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        for m in (self.conv2d_1a, self.conv2d_2a, self.conv2d_2b, self.maxpool_3a, self.conv2d_3b,
-                  self.conv2d_4a, self.maxpool_5a):
-            x = m(x)
-        x = self.mixed_5b(x)
+        x = stem_mixed_5b(self, x)
         taps = [x]
         for i, block in enumerate(self.repeat, start=1):
             x = block(x)
