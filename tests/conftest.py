@@ -73,3 +73,11 @@ def goldhill() -> tuple[torch.Tensor, torch.Tensor]:
 def i01() -> torch.Tensor:
     """TID2013 I01 reference, (1, 3, 384, 512)."""
     return read_image(DATA / "extra" / "I01.png")[None]
+
+
+@pytest.fixture(scope="session")
+def synth(tmp_path_factory):
+    """The small synthetic PIPAL-layout set of every model's learning check (tests/helpers/learning.py), made once."""
+    from helpers.learning import synth_set
+
+    return synth_set(tmp_path_factory.mktemp("synth"))

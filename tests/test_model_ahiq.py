@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -208,14 +207,6 @@ def test_recipe_loads_and_builds():
     assert (model.test_crop, model.test_layout, model.test_crops) == (224, "random", 20)
     assert model.vit_blocks == (0, 1, 2, 3, 4) and model.cnn_blocks == 3
     assert sum(p.numel() for p in model.parameters()) == 63_585_364  # 27,168,788 of them train
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from helpers.learning import synth_set
-
-    return synth_set(tmp_path_factory.mktemp("synth"))
 
 
 def test_learning_check(synth, tmp_path):

@@ -23,7 +23,7 @@ from iqarena.models.losses import LOSSES, build_loss
 from iqarena.models.train import build_model
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.learning import learning_run, synth_set
+from helpers.learning import learning_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "asna_pipal.toml"
@@ -285,11 +285,6 @@ def test_recipe_loads_and_builds(home):
 
 
 # ---------------------------------------------------------------- learning
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    return synth_set(tmp_path_factory.mktemp("synth"))
-
 
 def test_learns_the_synthetic_set(synth, home, tmp_path):
     """From scratch with batch norm training, the team's loss shape (PLCC in place of MSE's scale) with sodeep."""

@@ -17,7 +17,7 @@ from iqarena.models.iqma import FPN, IQMA
 from iqarena.models.train import build_model, build_optimizer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.learning import learning_run, synth_set
+from helpers.learning import learning_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "iqma_pipal.toml"
@@ -165,11 +165,6 @@ def test_recipe_builds_the_full_model():
     assert info.name == "iqma" and isinstance(model, IQMA) and model.backbone.layer4[0].conv3.out_channels == 2048
     groups = {g["name"]: len(g["params"]) for g in build_optimizer(model, cfg).param_groups}
     assert set(groups) == {"head", "backbone"}
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    return synth_set(tmp_path_factory.mktemp("synth"))
 
 
 def test_learning_check(synth, tmp_path):

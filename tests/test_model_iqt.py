@@ -4,7 +4,6 @@ errors and the learning check."""
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -294,14 +293,6 @@ def test_bad_input():
 
 
 # ---------------------------------------------------------------- the learning check
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from helpers.learning import synth_set
-
-    return synth_set(tmp_path_factory.mktemp("synth"))
-
 
 def test_learning(synth, tmp_path):
     """The small setting from scratch (random backbone with 2 Block35, batch norm learning its statistics,

@@ -35,7 +35,7 @@ from iqarena.models.l2pips import (
 from iqarena.models.train import build_model, build_optimizer, group_factors
 
 sys.path.insert(0, str(Path(__file__).parent))
-from helpers.learning import learning_run, synth_set
+from helpers.learning import learning_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 DATA = Path(__file__).parent / "data" / "models" / "l2pips_parity.pt"
@@ -245,11 +245,6 @@ def test_recipe_is_the_two_stage_schedule():
     opt = build_optimizer(model, cfg)
     factors = dict(zip([g["name"] for g in opt.param_groups], group_factors(opt, 10, cfg)))
     assert factors["backbone"](999) == 0 and factors["backbone"](1000) > 0 and factors["head"](0) > 0
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    return synth_set(tmp_path_factory.mktemp("synth"))
 
 
 def test_learning_check(synth, tmp_path):

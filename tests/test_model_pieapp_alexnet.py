@@ -4,7 +4,6 @@ the ImageNet AlexNet names, PieAPP's weighted patch error, the recipe, and the l
 from __future__ import annotations
 
 import json
-import sys
 from importlib import resources
 from pathlib import Path
 
@@ -184,14 +183,6 @@ def test_bad_input_is_an_input_error():
 
 
 # ---------------------------------------------------------------- the learning check
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from helpers.learning import synth_set
-
-    return synth_set(tmp_path_factory.mktemp("synth"))
-
 
 def test_learning_check(synth, tmp_path):
     """Random AlexNet (no ImageNet file here) trained with the rest, one 48-pixel window per 48-pixel image,

@@ -6,7 +6,6 @@ learning check."""
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 import pytest
@@ -241,14 +240,6 @@ def test_recipes_load_and_chain(tmp_path):
     second = build_model(fine)[0]
     start_from(second, str(tmp_path / "best.pt"))
     assert all(torch.equal(v, first.state_dict()[k]) for k, v in second.state_dict().items())
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from helpers.learning import synth_set
-
-    return synth_set(tmp_path_factory.mktemp("synth"))
 
 
 def test_learning_check(synth, tmp_path):

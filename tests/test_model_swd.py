@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from importlib import resources
 from pathlib import Path
 
@@ -220,14 +219,6 @@ def test_bad_input_is_an_input_error():
 
 
 # ---------------------------------------------------------------- the learning check
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from helpers.learning import synth_set
-
-    return synth_set(tmp_path_factory.mktemp("synth"))
-
 
 def test_learning_check(synth, tmp_path):
     """A random frozen AlexNet (no ImageNet file here), narrow heads (hidden 16), the paper's pairwise

@@ -5,7 +5,6 @@ loading, the recipe, errors, and the learning check."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
@@ -162,14 +161,6 @@ def test_recipe_loads_and_builds():
     model, info = build_model(cfg)
     assert isinstance(model, MultiLevelTransformer) and info.needs_ref
     assert model.types == 7 and model.grid == 9 and model.pos.shape == (1, 82, 256)
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    sys.path.insert(0, str(Path(__file__).parent))
-    from helpers.learning import synth_set
-
-    return synth_set(tmp_path_factory.mktemp("synth"))
 
 
 def test_learning_check(synth, tmp_path):

@@ -19,7 +19,7 @@ from iqarena.models.train import build_model
 
 sys.path.insert(0, str(Path(__file__).parent))
 import helpers.tiny_models  # noqa: F401  (registers tiny_fr)
-from helpers.learning import learning_run, synth_set
+from helpers.learning import learning_run
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "noah_pairwise_pipal.toml"
@@ -91,11 +91,6 @@ def test_gradient_and_bad_input():
         build_loss("elo_mse")(t(1.0), t(2.0))
     with pytest.raises(InputError, match="scale"):
         build_loss("elo_mse", scale=0)
-
-
-@pytest.fixture(scope="module")
-def synth(tmp_path_factory):
-    return synth_set(tmp_path_factory.mktemp("synth"))
 
 
 def test_tiny_model_learns_with_the_recipes_loss(synth, tmp_path):
