@@ -40,8 +40,8 @@ def cw_ssim(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quan
     """Mean over orientations of the Gaussian-weighted CW-SSIM map of the coarsest pyramid level."""
     if colour != "gray":
         raise InputError(f"colour must be 'gray' (MATLAB rgb2gray), got {colour!r}.")
-    x = rgb2gray(ref, quantize) * 255
-    y = rgb2gray(dist, quantize) * 255
+    x = rgb2gray(ref, quantize, 255)
+    y = rgb2gray(dist, quantize, 255)
     bands = scf_bands(torch.cat([x, y], 1), level, orientations - 1)  # (N, 2, or, h, w)
     gb = int(guardb / 2 ** (level - 1))
     if gb:

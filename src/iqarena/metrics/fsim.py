@@ -21,10 +21,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 
 from ..ops.color import YIQ_MATRIX, mix_channels
-from ..ops.filters import correlate_small
+from ..ops.filters import block_mean, correlate_small
 from ..ops.phase import phase_congruency, safe_sqrt
 from .registry import register
 
@@ -36,10 +35,7 @@ def box_decimate(x: torch.Tensor, f: int) -> torch.Tensor:
 
     conv2 'same' with an f x f box averages x[i - (f - 1 - f // 2) .. i + f // 2] (zeros outside).
     """
-    if f == 1:
-        return x
-    before, after = f - 1 - f // 2, f // 2
-    return F.avg_pool2d(F.pad(x, (before, after, before, after)), f)
+    return block_mean(x, f, f - 1 - f // 2)
 
 
 def featuresim_downsample(x: torch.Tensor) -> torch.Tensor:

@@ -50,7 +50,7 @@ def ms_ssim(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quan
             k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
     """Multi-scale SSIM (msssim.m); ``method`` 'wtd_sum' (calibrated default) or 'product' (the paper)."""
     if colour == "gray":
-        x, y = rgb2gray(ref, quantize) * 255, rgb2gray(dist, quantize) * 255
+        x, y = rgb2gray(ref, quantize, 255), rgb2gray(dist, quantize, 255)
     elif colour == "rgb":
         x, y = ref * 255, dist * 255
     else:

@@ -12,18 +12,17 @@ values; ``downsample=True`` switches it on.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..ops.color import rgb2gray
-from ..ops.filters import gaussian_kernel1d, imfilter, pad
+from ..ops.filters import block_mean, gaussian_kernel1d, imfilter
 from .registry import register
 
 
 def _prepare(x: torch.Tensor, colour: str) -> torch.Tensor:
     if colour == "gray":
-        return rgb2gray(x)
+        return rgb2gray(x, scale=255)
     if colour == "rgb":
-        return x
+        return x * 255
     raise ValueError(f"colour must be 'gray' or 'rgb', got {colour!r}")
 
 
@@ -31,14 +30,11 @@ def downsample_like_ssim_m(x: torch.Tensor) -> torch.Tensor:
     """ssim.m's automatic downsampling: factor f = max(1, round(min(H, W) / 256)), f x f box filter
     (imfilter 'symmetric', 'same'), then every f-th sample.
 
-    Only the kept samples are filtered: the symmetric padding imfilter would add ((f - 1) // 2 before, the
-    rest after), then an f x f mean with stride f, whose windows are exactly those of the kept samples
-    (the same values up to the summation order: a mean instead of a sum of f^2 products by 1 / f^2)."""
+    Only the kept samples are filtered: f x f means every f pixels, with the symmetric padding imfilter would
+    add ((f - 1) // 2 before, the rest after), whose windows are exactly those of the kept samples (the same
+    values up to the summation order: a mean instead of a sum of f^2 products by 1 / f^2)."""
     f = max(1, int(min(x.shape[-2:]) / 256 + 0.5))
-    if f == 1:
-        return x
-    before = (f - 1) // 2
-    return F.avg_pool2d(pad(x, before, f - 1 - before, before, f - 1 - before, "symmetric"), f)
+    return block_mean(x, f, (f - 1) // 2, "symmetric")
 
 
 def ssim_maps(x: torch.Tensor, y: torch.Tensor, window: tuple[torch.Tensor, torch.Tensor], c1: float, c2: float,
@@ -63,7 +59,7 @@ def ssim_maps(x: torch.Tensor, y: torch.Tensor, window: tuple[torch.Tensor, torc
 def ssim(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", downsample: bool = False,
          window_size: int = 11, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
     """Mean SSIM over the 'valid' region (ssim.m)."""
-    x, y = _prepare(ref, colour) * 255, _prepare(dist, colour) * 255
+    x, y = _prepare(ref, colour), _prepare(dist, colour)
     if downsample:
         x, y = downsample_like_ssim_m(x), downsample_like_ssim_m(y)
     g = gaussian_kernel1d(window_size, sigma, x.dtype, x.device)

@@ -41,7 +41,7 @@ _VIF_CODE = "http://live.ece.utexas.edu/research/Quality/vifvec_release.zip"
 def _grey255(x: torch.Tensor, colour: str, quantize: bool) -> torch.Tensor:
     if colour != "gray":
         raise InputError(f"colour must be 'gray' (MATLAB rgb2gray), got {colour!r}.")
-    return rgb2gray(x, quantize) * 255
+    return rgb2gray(x, quantize, 255)
 
 
 def channel_gain(cov: torch.Tensor, ssx: torch.Tensor, ssy: torch.Tensor, tol: float,

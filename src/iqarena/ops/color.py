@@ -41,17 +41,27 @@ def mix_channels(x: torch.Tensor, matrix, scale: float = 1.0, dtype: torch.dtype
 
 def quantize8(x: torch.Tensor) -> torch.Tensor:
     """Round to the 8-bit grid (MATLAB uint8 conversion: round half away from zero, then clip)."""
-    return torch.floor(x.clamp(0, 1) * 255 + 0.5) / 255
+    return _round8_(x.clamp(0, 1))
 
 
-def rgb2gray(x: torch.Tensor, quantize: bool = True) -> torch.Tensor:
-    """MATLAB rgb2gray. Grey input (C = 1) is returned as it is."""
+def _round8_(x: torch.Tensor) -> torch.Tensor:
+    # in place: one tensor for the whole rounding rather than five fresh ones (fresh pages cost more than
+    # the arithmetic at 4K); the steps save nothing for backward, so a tensor in a graph may pass
+    return x.mul_(255).add_(0.5).floor_().div_(255)
+
+
+def rgb2gray(x: torch.Tensor, quantize: bool = True, scale: float = 1.0) -> torch.Tensor:
+    """MATLAB rgb2gray, times ``scale`` (255: the uint8 values as doubles). Grey input (C = 1) is only scaled.
+
+    The rounding and the scaling run in place on the weighted sum (the same numbers as out of place)."""
     if x.shape[1] == 1:
-        return x
+        return x if scale == 1 else x * scale
     if x.shape[1] != 3:
         raise ValueError(f"rgb2gray expects 1 or 3 channels, got {x.shape[1]}")
     y = mix_channels(x, (GRAY_WEIGHTS,))
-    return quantize8(y) if quantize else y
+    if quantize:
+        y = _round8_(y.clamp_(0, 1))
+    return y if scale == 1 else y.mul_(scale)
 
 
 def rgb2yiq(x: torch.Tensor) -> torch.Tensor:
