@@ -95,11 +95,19 @@ def test_std2_sums_in_matlab_order():
 # ---- conventions of the original code ---------------------------------------------------------------
 
 def test_box_decimate_equals_conv2_same_then_sampling():
-    x = torch.rand(2, 1, 11, 14, dtype=torch.float64)
-    for f in (2, 3, 4):
-        box = torch.full((f, f), 1.0 / f ** 2, dtype=torch.float64)
-        want = conv2(x, box, "same")[..., ::f, ::f]
-        assert torch.allclose(box_decimate(x, f), want, atol=1e-14)
+    """ops.filters.block_mean's strided means (inner blocks as views, edge blocks gathered) against the dense
+    conv2, on ragged sizes and on images smaller than the block."""
+    for shape in ((11, 14), (3, 5), (16, 9)):
+        x = torch.rand(2, 1, *shape, dtype=torch.float64, requires_grad=True)
+        for f in (2, 3, 4, 5):
+            box = torch.full((f, f), 1.0 / f ** 2, dtype=torch.float64)
+            want = conv2(x, box, "same")[..., ::f, ::f]
+            got = box_decimate(x, f)
+            assert got.shape == want.shape
+            torch.testing.assert_close(got, want, rtol=0, atol=1e-14)
+            g_want, = torch.autograd.grad(want.sum(), x)
+            g_got, = torch.autograd.grad(got.sum(), x)
+            torch.testing.assert_close(g_got, g_want, rtol=0, atol=1e-14)
 
 
 def test_matlab_median_even_and_odd():
