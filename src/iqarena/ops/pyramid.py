@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
+from .filters import conv_rows
 
 _HI0 = """
 -0.00033429 -0.00113093 -0.00171484 -0.00133542 -0.00080639 -0.00133542 -0.00171484 -0.00113093 -0.00033429
@@ -145,8 +146,9 @@ def corr_dn(x: torch.Tensor, filt: torch.Tensor, edges: str = "reflect1", step: 
     t, l = fh // 2, fw // 2
     xp = F.pad(x.reshape(n * c, 1, h, w), (l, fw - 1 - l, t, fh - 1 - t), mode=_EDGES[edges])
     xp = xp[..., start[0]: stop_h - 1 + fh, start[1]: stop_w - 1 + fw]
-    out = F.conv2d(xp, filt.to(x.dtype).unsqueeze(1), stride=step)
+    out = conv_rows(xp, filt.to(x.dtype).unsqueeze(1), step)
     return out.view(n, c, k, *out.shape[-2:])
+
 
 
 def max_spyr_height(h: int, w: int, filt_size: int = 9) -> int:
