@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 
 from .registry import register
-from .vif import _grey255, gsm_subband_terms
+from .vif import _grey255, gsm_subband_terms, information
 
 
 @register("ifc", kind="fr", higher_better=True, score_range=(0, float("inf")),
@@ -38,8 +38,7 @@ def ifc(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quantize
     x, y = _grey255(ref, colour, quantize), _grey255(dist, colour, quantize)
     total = 0
     for g, vv, s, lam in gsm_subband_terms(x, y, levels, tuple(orientations), block):
-        snr = (g * g * s / (vv + 1e-10))[..., None] * lam[..., None, None, :]
-        total = total + torch.log2(1 + snr).sum((1, 2, 3, 4))
+        total = total + information(g * g * s / (vv + 1e-10), lam)
     if normalize:
         total = total / (ref.shape[-2] * ref.shape[-1])
     return total.to(dist.dtype)

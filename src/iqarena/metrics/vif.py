@@ -64,6 +64,11 @@ def channel_gain(cov: torch.Tensor, ssx: torch.Tensor, ssy: torch.Tensor, tol: f
     return g, vv.clamp(min=tol)
 
 
+#: elements per block of rows in the window and GSM statistics: the float64 working set stays a few MB at
+#: any image size (whole-band statistics held 20 band-sized float64 copies: 3 GB for a 4K pair)
+_CHUNK = 1 << 18
+
+
 def _strided_window_sums(x: torch.Tensor, win: int, start: int, step: int, count: int, dim: int) -> torch.Tensor:
     """Sums of ``win`` consecutive samples along ``dim`` starting at start, start + step, ... (count windows),
     from one cumulative sum."""
@@ -78,18 +83,30 @@ def _strided_window_sums(x: torch.Tensor, win: int, start: int, step: int, count
     return (hi - lo).index_select(dim, idx)
 
 
+def _row_blocks(total: int, per_row: int):
+    """(first, stop) ranges of rows covering ``total`` rows, about _CHUNK elements (``per_row`` each) apiece."""
+    step = max(1, _CHUNK // max(per_row, 1))
+    return ((r, min(total, r + step)) for r in range(0, total, step))
+
+
 def _channel(y: torch.Tensor, yn: torch.Tensor, win: int, block: int) -> tuple[torch.Tensor, torch.Tensor]:
     """vifsub_est_M / distsub_est_M: gain g and noise variance vv of the distortion channel, one value
-    per block; the win x win window sums are taken at block centres with 'reflect1' edges."""
+    per block; the win x win window sums are taken at block centres with 'reflect1' edges, in float64,
+    a block of rows at a time."""
     b, k, h, w = y.shape
     p = win // 2
-    # reflect-pad first (padding commutes with pointwise products)
-    yp, ynp = F.pad(torch.stack([y, yn], 2).view(b * k, 2, h, w), (p, p, p, p), mode="reflect").unbind(1)
-    st = torch.stack([yp, ynp, yp * yp, ynp * ynp, yp * ynp], 1)
-    st = _strided_window_sums(st, win, block // 2, block, h // block, -2)
-    st = _strided_window_sums(st, win, block // 2, block, w // block, -1)
+    # reflect-pad first (padding commutes with pointwise products), in the bands' precision
+    pair = F.pad(torch.stack([y, yn], 2).view(b * k, 2, h, w), (p, p, p, p), mode="reflect")
+    rows, cols = h // block, w // block
+    parts = []
+    for r0, r1 in _row_blocks(rows, 5 * b * k * pair.shape[-1] * block):
+        top = block // 2 + block * r0  # the first window's top row, in padded coordinates
+        yp, ynp = pair[..., top:block * (r1 - 1) + block // 2 + win, :].to(_STATS_DTYPE).unbind(1)
+        st = torch.stack([yp, ynp, yp * yp, ynp * ynp, yp * ynp], 1)
+        st = _strided_window_sums(st, win, 0, block, r1 - r0, -2)
+        parts.append(_strided_window_sums(st, win, block // 2, block, cols, -1))
     n = win * win
-    sx, sy, sxx, syy, sxy = st.view(b, k, 5, h // block, w // block).unbind(2)
+    sx, sy, sxx, syy, sxy = torch.cat(parts, -2).view(b, k, 5, rows, cols).unbind(2)
     cov = sxy - sx * sy / n
     ssx = (sxx - sx * sx / n).clamp(min=0)
     ssy = (syy - sy * sy / n).clamp(min=0)
@@ -98,16 +115,33 @@ def _channel(y: torch.Tensor, yn: torch.Tensor, win: int, block: int) -> tuple[t
 
 def _gsm(y: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
     """refparams_vecgsm: eigenvalues (B, K, M*M) of the covariance of all overlapping M x M blocks and
-    the multiplier field s = u' C^-1 u / M^2 over the non-overlapping blocks (B, K, h / M, w / M)."""
+    the multiplier field s = u' C^-1 u / M^2 over the non-overlapping blocks (B, K, h / M, w / M).
+
+    Both run a block of rows at a time in float64; the covariance sums are taken about the first block of
+    rows' mean (shifted data: as exact as centring on the final mean when the two are close)."""
     b, k, h, w = y.shape
     flat = y.reshape(b * k, 1, h, w)
-    u = F.unfold(flat, block)  # (BK, M*M, L), all overlapping blocks
-    u = u - u.mean(-1, keepdim=True)
-    cov = u @ u.transpose(1, 2) / u.shape[-1]
-    v = F.unfold(flat, block, stride=block)  # non-overlapping blocks
+    positions = h - block + 1
+    count = positions * (w - block + 1)
+    shift = s1 = s2 = None
+    for r0, r1 in _row_blocks(positions, block * block * b * k * w):
+        u = F.unfold(flat[..., r0:r1 + block - 1, :].to(_STATS_DTYPE), block)  # (BK, M*M, L) overlapping blocks
+        if shift is None:
+            shift = u.mean(-1, keepdim=True)
+            s1 = torch.zeros_like(shift)
+            s2 = u.new_zeros(u.shape[0], u.shape[1], u.shape[1])
+        u = u - shift
+        s1 = s1 + u.sum(-1, keepdim=True)
+        s2 = s2 + u @ u.transpose(1, 2)
+    mean = s1 / count
+    cov = s2 / count - mean @ mean.transpose(1, 2)
     inv, singular = torch.linalg.inv_ex(cov)  # a flat band: MATLAB's inv gives Inf (the score NaN), torch's raises
     inv = torch.where(singular[:, None, None] != 0, torch.full_like(inv, float("nan")), inv)
-    s = ((inv @ v) * v).sum(1) / (block * block)
+    parts = []
+    for r0, r1 in _row_blocks(h // block, block * b * k * w):
+        v = F.unfold(flat[..., block * r0:block * r1, :].to(_STATS_DTYPE), block, stride=block)  # non-overlapping
+        parts.append(((inv @ v) * v).sum(1) / (block * block))
+    s = torch.cat(parts, -1)
     lam = torch.linalg.eigvalsh(cov)
     return lam.view(b, k, -1), s.view(b, k, h // block, w // block)
 
@@ -116,20 +150,29 @@ def gsm_subband_terms(ref: torch.Tensor, dist: torch.Tensor, levels: int = 4, or
                       block: int = 3):
     """Per pyramid level of vifvec.m / ifcvec.m: (g, vv, s, lambda) of the chosen orientations, cropped as
     in the original. ``ref``, ``dist``: (N, 1, H, W) grey images in [0, 255]. Yields tensors of shape
-    (N, K, h, w) for g, vv, s and (N, K, M*M) for lambda."""
+    (N, K, h, w) for g, vv, s and (N, K, M*M) for lambda, in float64 (the pyramid runs in the input's
+    precision)."""
     _, bands, _ = build_spyr(torch.cat([ref, dist], 1), levels, orientations, highpass=False)
     for level, band in enumerate(bands, start=1):
         lev = levels + 1 - level  # ind2wtree numbering: the coarsest level has lev = 1
         win = 2 ** lev + 1
         h, w = band.shape[-2:]
-        hc, wc = h // block * block, w // block * block
-        band = band[..., :hc, :wc].to(_STATS_DTYPE)
+        band = band[..., :h // block * block, :w // block * block]
         y, yn = band[:, 0], band[:, 1]
         g, vv = _channel(y, yn, win, block)
         lam, s = _gsm(y, block)
         off = math.ceil(((win - 1) // 2) / block)
         crop = (Ellipsis, slice(off, -off), slice(off, -off))
         yield g[crop], vv[crop], s[crop], lam
+
+
+def information(gs: torch.Tensor, lam: torch.Tensor) -> torch.Tensor:
+    """Per image, the sum over blocks and eigenvalues of log2(1 + gs lambda): ``gs`` (N, K, h, w) (gain times
+    multiplier over noise), ``lam`` (N, K, M*M); one eigenvalue at a time, no (N, K, h, w, M*M) product."""
+    total = 0
+    for e in range(lam.shape[-1]):
+        total = total + torch.log2(1 + gs * lam[..., e, None, None]).sum((1, 2, 3))
+    return total
 
 
 @register("vif", kind="fr", higher_better=True, score_range=(0, float("inf")),
@@ -146,10 +189,8 @@ def vif(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quantize
     x, y = _grey255(ref, colour, quantize), _grey255(dist, colour, quantize)
     num = den = 0
     for g, vv, s, lam in gsm_subband_terms(x, y, levels, tuple(orientations), block):
-        lam = lam[..., None, None, :]
-        s = s[..., None]
-        num = num + torch.log2(1 + (g * g)[..., None] * s * lam / (vv[..., None] + sigma_nsq)).sum((1, 2, 3, 4))
-        den = den + torch.log2(1 + s * lam / sigma_nsq).sum((1, 2, 3, 4))
+        num = num + information(g * g * s / (vv + sigma_nsq), lam)
+        den = den + information(s / sigma_nsq, lam)
     return (num / den).to(dist.dtype)
 
 
@@ -189,10 +230,11 @@ def vifp(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quantiz
         win = (g1, g1)
         if scale > 1:
             x, y = imfilter(torch.cat([x, y], 1), win, "zeros", "valid")[..., ::2, ::2].split(1, 1)
-        mx, my, exx, eyy, exy = imfilter(torch.cat([x, y, x * x, y * y, x * y], 1), win, "zeros", "valid").split(1, 1)
-        s1 = (exx - mx * mx).clamp(min=0)
-        s2 = (eyy - my * my).clamp(min=0)
-        s12 = exy - mx * my
+        # the local moments one at a time: a stack of all five held five filtered images at once
+        mx, my = imfilter(torch.cat([x, y], 1), win, "zeros", "valid").split(1, 1)
+        s1 = (imfilter(x * x, win, "zeros", "valid") - mx * mx).clamp(min=0)
+        s2 = (imfilter(y * y, win, "zeros", "valid") - my * my).clamp(min=0)
+        s12 = imfilter(x * y, win, "zeros", "valid") - mx * my
         g, sv = channel_gain(s12, s1, s2, 1e-10)
         s1 = torch.where(s1 < 1e-10, torch.zeros_like(s1), s1)
         num = num + torch.log10(1 + g * g * s1 / (sv + sigma_nsq)).sum((1, 2, 3))
