@@ -9,6 +9,7 @@ import torch
 
 from iqarena.errors import IQAError
 from iqarena.metrics import create_metric
+from iqarena.ops import filters
 from iqarena.ops.color import quantize8
 from iqarena.ops.pyramid import build_spyr, corr_dn, scf_bands
 
@@ -141,7 +142,10 @@ def _reflect1(i: int, n: int) -> int:
     return i
 
 
-def test_corr_dn_matches_definition():
+@pytest.mark.parametrize("conv_block", [None, 1, 40])  # whole image; ops.filters.conv_rows a row, or a few, at a time
+def test_corr_dn_matches_definition(conv_block, monkeypatch):
+    if conv_block:
+        monkeypatch.setattr(filters, "_CONV_BLOCK", conv_block)
     g = torch.Generator().manual_seed(1)
     x = torch.rand(1, 1, 13, 11, generator=g, dtype=torch.float64)
     filt = torch.rand(1, 5, 3, generator=g, dtype=torch.float64)
@@ -155,6 +159,33 @@ def test_corr_dn_matches_definition():
                 for j in range(3):
                     want[a, b] += filt[0, i, j] * x[0, 0, _reflect1(r + i - 2, 13), _reflect1(c + j - 1, 11)]
     assert torch.allclose(got, want)
+
+
+def test_depthwise_convolution_in_row_blocks_equals_one_call(monkeypatch):
+    """imfilter's convolution path (a kernel over SHIFTED_TAPS taps) per channel, whole or a few rows at a time."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(2, 3, 29, 31, generator=g, dtype=torch.float64)
+    kernel = torch.rand(7, 7, generator=g, dtype=torch.float64)
+    assert int((kernel != 0).sum()) > filters.SHIFTED_TAPS
+    whole = filters.imfilter(x, kernel, "symmetric", "same")
+    monkeypatch.setattr(filters, "_CONV_BLOCK", 500)
+    blocked = filters.imfilter(x, kernel, "symmetric", "same")
+    torch.testing.assert_close(blocked, whole, rtol=0, atol=1e-13)
+    want = torch.nn.functional.conv2d(filters.pad(x[:, 1:2], 3, 3, 3, 3, "symmetric"), kernel[None, None])
+    torch.testing.assert_close(blocked[:, 1:2], want, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", ["vif", "ifc"])
+def test_gsm_statistics_in_row_blocks_equal_one_block(name, pairs, monkeypatch):
+    """vif.py's window and GSM statistics a row of blocks at a time (the smallest blocks) against one block
+    for the whole band."""
+    from iqarena.metrics import vif as vif_module
+    dist, ref = (t[:2].double() for t in pairs)
+    monkeypatch.setattr(vif_module, "_CHUNK", 1)
+    rows = create_metric(name)(dist, ref)
+    monkeypatch.setattr(vif_module, "_CHUNK", 1 << 40)
+    whole = create_metric(name)(dist, ref)
+    torch.testing.assert_close(rows, whole, rtol=1e-12, atol=0)
 
 
 def _grating(angle: float, size: int = 128, period: float = 8.0) -> torch.Tensor:
