@@ -87,22 +87,23 @@ def phase_congruency(im: torch.Tensor, *, nscale: int = 4, norient: int = 4, min
     rows, cols = im.shape[-2:]
     bank, em_n, sum_an2, sum_aiaj = _bank(rows, cols, nscale, norient, float(min_wavelength), float(mult),
                                           float(sigma_onf), float(dtheta_on_sigma), im.device, im.dtype)
-    eo = torch.fft.ifft2(torch.fft.fft2(im[:, 0])[:, None, None] * bank)     # (N, O, S, H, W)
-    amplitude = eo.abs()
-    sum_an = amplitude.sum(dim=2)                                              # (N, O, H, W)
-    sum_eo = eo.sum(dim=2)                                                     # sumE + i sumO
-    x_energy2 = sum_eo.real ** 2 + sum_eo.imag ** 2
-    x_energy = torch.sqrt(x_energy2) + epsilon
-    # Energy = sum over scales of E.MeanE + O.MeanO - |E.MeanO - O.MeanE| with Mean = sumEO / XEnergy.
-    # The first two terms sum to |sumEO|^2 / XEnergy; E.MeanO - O.MeanE = -Im(EO * conj(Mean)).
-    mean_conj = (sum_eo.conj() / x_energy)[:, :, None]
-    energy = x_energy2 / x_energy - (eo * mean_conj).imag.abs().sum(dim=2)
-
-    # Noise threshold per image and orientation from the smallest scale's squared amplitude.
-    median_e2n = matlab_median((amplitude[:, :, 0] ** 2).flatten(2))      # (N, O)
-    noise_power = (-median_e2n / math.log(0.5)) / median_e2n.new_tensor(em_n)
-    tau = safe_sqrt((2 * noise_power * median_e2n.new_tensor(sum_an2)
-                      + 4 * noise_power * median_e2n.new_tensor(sum_aiaj)) / 2)
-    threshold = (tau * math.sqrt(math.pi / 2) + k * math.sqrt(2 - math.pi / 2) * tau) / 1.7
-    energy = torch.clamp(energy - threshold[..., None, None], min=0)
-    return (energy.sum(dim=1) / sum_an.sum(dim=1))[:, None]
+    spectrum = torch.fft.fft2(im[:, 0])[:, None]
+    total_energy = total_an = 0
+    for o in range(norient):  # one orientation at a time: the (N, S, H, W) complex responses, not all of them
+        eo = torch.fft.ifft2(spectrum * bank[o])                                   # (N, S, H, W)
+        amplitude = eo.abs()
+        sum_eo = eo.sum(dim=1)                                                     # sumE + i sumO
+        x_energy2 = sum_eo.real ** 2 + sum_eo.imag ** 2
+        x_energy = torch.sqrt(x_energy2) + epsilon
+        # Energy = sum over scales of E.MeanE + O.MeanO - |E.MeanO - O.MeanE| with Mean = sumEO / XEnergy.
+        # The first two terms sum to |sumEO|^2 / XEnergy; E.MeanO - O.MeanE = -Im(EO * conj(Mean)).
+        mean_conj = (sum_eo.conj() / x_energy)[:, None]
+        energy = x_energy2 / x_energy - (eo * mean_conj).imag.abs().sum(dim=1)
+        # Noise threshold per image from the smallest scale's squared amplitude.
+        median_e2n = matlab_median((amplitude[:, 0] ** 2).flatten(1))          # (N,)
+        noise_power = (-median_e2n / math.log(0.5)) / em_n[o]
+        tau = safe_sqrt((2 * noise_power * sum_an2[o] + 4 * noise_power * sum_aiaj[o]) / 2)
+        threshold = (tau * math.sqrt(math.pi / 2) + k * math.sqrt(2 - math.pi / 2) * tau) / 1.7
+        total_energy = total_energy + torch.clamp(energy - threshold[:, None, None], min=0)
+        total_an = total_an + amplitude.sum(dim=1)
+    return (total_energy / total_an)[:, None]
