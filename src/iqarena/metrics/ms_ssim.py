@@ -26,7 +26,7 @@ from ..errors import InputError
 from ..ops.color import rgb2gray
 from ..ops.filters import gaussian_kernel1d, imfilter
 from .registry import register
-from .ssim import ssim_maps
+from .ssim import ssim_means
 
 WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
@@ -67,11 +67,11 @@ def ms_ssim(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", quan
     c1, c2 = (k1 * 255) ** 2, (k2 * 255) ** 2
     cs_means = []
     for level in range(levels):
-        smap, csmap = ssim_maps(x, y, (g, g), c1, c2)
+        s_mean, cs_mean = ssim_means(x, y, (g, g), c1, c2)
         if level == levels - 1:
-            last = smap.mean(dim=(1, 2, 3))
+            last = s_mean
         else:
-            cs_means.append(csmap.mean(dim=(1, 2, 3)))
+            cs_means.append(cs_mean)
             x, y = _half(torch.cat([x, y], 1)).split(x.shape[1], 1)
     w = torch.tensor(weights, dtype=x.dtype, device=x.device)
     if not cs_means:

@@ -37,12 +37,38 @@ def downsample_like_ssim_m(x: torch.Tensor) -> torch.Tensor:
     return block_mean(x, f, (f - 1) // 2, "symmetric")
 
 
-def ssim_maps(x: torch.Tensor, y: torch.Tensor, window: tuple[torch.Tensor, torch.Tensor], c1: float, c2: float,
-              shape: str = "valid") -> tuple[torch.Tensor, torch.Tensor]:
-    """SSIM and contrast-structure maps of two (N, C, H, W) images with a separable window."""
-    n, c = x.shape[:2]
+#: elements of the five local-moment planes per block of rows in ssim_means (8 MB in float32)
+_BLOCK = 1 << 21
+
+
+def ssim_means(x: torch.Tensor, y: torch.Tensor, window: tuple[torch.Tensor, torch.Tensor], c1: float,
+               c2: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Means of the SSIM and contrast-structure maps ('valid' filtering) of two (N, C, H, W) images with a
+    separable window: two (N,) tensors.
+
+    The maps are made a block of rows at a time (each block with the window's rows of overlap) and only
+    their sums kept: the working set stays near _BLOCK elements at any image size, where the whole-image
+    moments held some 25 image-sized planes (850 MB for a 4K pair)."""
+    kc, kr = window
+    kh, kw = kc.numel(), kr.numel()
+    n, c, h, w = x.shape
+    rows = h - kh + 1
+    step = max(8 * kh, _BLOCK // (5 * n * c * w))
+    s_sum = cs_sum = 0
+    for r0 in range(0, rows, step):
+        r1 = min(rows, r0 + step)
+        smap, csmap = _maps(x[..., r0:r1 + kh - 1, :], y[..., r0:r1 + kh - 1, :], window, c1, c2)
+        s_sum = s_sum + smap.sum(dim=(1, 2, 3)).double()
+        cs_sum = cs_sum + csmap.sum(dim=(1, 2, 3)).double()
+    count = c * rows * (w - kw + 1)
+    return (s_sum / count).to(x.dtype), (cs_sum / count).to(x.dtype)
+
+
+def _maps(x: torch.Tensor, y: torch.Tensor, window: tuple[torch.Tensor, torch.Tensor], c1: float,
+          c2: float) -> tuple[torch.Tensor, torch.Tensor]:
+    c = x.shape[1]
     stack = torch.cat([x, y, x * x, y * y, x * y], dim=1)
-    mu_x, mu_y, xx, yy, xy = imfilter(stack, window, "zeros", shape).split(c, dim=1)
+    mu_x, mu_y, xx, yy, xy = imfilter(stack, window, "zeros", "valid").split(c, dim=1)
     mu_xx, mu_yy, mu_xy = mu_x * mu_x, mu_y * mu_y, mu_x * mu_y
     sxx, syy, sxy = xx - mu_xx, yy - mu_yy, xy - mu_xy
     cs = (2 * sxy + c2) / (sxx + syy + c2)
@@ -63,5 +89,4 @@ def ssim(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", downsam
     if downsample:
         x, y = downsample_like_ssim_m(x), downsample_like_ssim_m(y)
     g = gaussian_kernel1d(window_size, sigma, x.dtype, x.device)
-    smap, _ = ssim_maps(x, y, (g, g), (k1 * 255) ** 2, (k2 * 255) ** 2)
-    return smap.mean(dim=(1, 2, 3))
+    return ssim_means(x, y, (g, g), (k1 * 255) ** 2, (k2 * 255) ** 2)[0]
