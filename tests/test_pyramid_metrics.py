@@ -175,16 +175,18 @@ def test_depthwise_convolution_in_row_blocks_equals_one_call(monkeypatch):
     torch.testing.assert_close(blocked[:, 1:2], want, rtol=0, atol=1e-13)
 
 
-@pytest.mark.parametrize("name", ["vif", "ifc"])
-def test_gsm_statistics_in_row_blocks_equal_one_block(name, pairs, monkeypatch):
-    """vif.py's window and GSM statistics a row of blocks at a time (the smallest blocks) against one block
-    for the whole band."""
-    from iqarena.metrics import vif as vif_module
+@pytest.mark.parametrize("name, module, options", [("vif", "vif", {}), ("ifc", "vif", {}),
+                                                    ("iw_ssim", "iw_ssim", {"double": True})])
+def test_gsm_statistics_in_row_blocks_equal_one_block(name, module, options, pairs, monkeypatch):
+    """The window and GSM statistics a row of blocks at a time (the smallest blocks) against one block for
+    the whole band."""
+    import importlib
+    mod = importlib.import_module(f"iqarena.metrics.{module}")
     dist, ref = (t[:2].double() for t in pairs)
-    monkeypatch.setattr(vif_module, "_CHUNK", 1)
-    rows = create_metric(name)(dist, ref)
-    monkeypatch.setattr(vif_module, "_CHUNK", 1 << 40)
-    whole = create_metric(name)(dist, ref)
+    monkeypatch.setattr(mod, "_CHUNK", 1)
+    rows = create_metric(name, **options)(dist, ref)
+    monkeypatch.setattr(mod, "_CHUNK", 1 << 40)
+    whole = create_metric(name, **options)(dist, ref)
     torch.testing.assert_close(rows, whole, rtol=1e-12, atol=0)
 
 

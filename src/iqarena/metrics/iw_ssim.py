@@ -32,6 +32,8 @@ from .uqi import grey_255
 
 MS_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 _TOL = 1e-15
+#: elements of the neighbourhood vectors per block of rows in _info_weights
+_CHUNK = 1 << 20
 
 
 def _cs_l_maps(x: torch.Tensor, y: torch.Tensor, window: torch.Tensor, c1: float, c2: float):
@@ -95,11 +97,22 @@ def _info_weights(y: torch.Tensor, yn: torch.Tensor, parent: torch.Tensor | None
     n_img, _, h, w = y.shape
     lb = (block - 1) // 2
     hb, wb = h - block + 1, w - block + 1
-    cols = F.unfold(y, block)                                        # (N, block^2, nexp)
-    if parent is not None:
-        cols = torch.cat([cols, parent[:, :, lb:lb + hb, lb:lb + wb].reshape(n_img, 1, -1)], 1)
-    dim, nexp = cols.shape[1], cols.shape[2]
-    cu = (cols @ cols.transpose(1, 2)).double() / nexp
+    dim, nexp = block * block + (parent is not None), hb * wb
+    step = max(1, _CHUNK // (dim * n_img * w))
+
+    def columns(r0: int, r1: int) -> torch.Tensor:
+        """The neighbourhood vectors of rows r0 .. r1 - 1 of the block positions: (N, dim, (r1 - r0) wb)."""
+        cols = F.unfold(y[..., r0:r1 + block - 1, :], block)
+        if parent is None:
+            return cols
+        return torch.cat([cols, parent[:, :, lb + r0:lb + r1, lb:lb + wb].reshape(n_img, 1, -1)], 1)
+
+    # a block of rows at a time: the (N, dim, positions) vectors of a whole band were ten band-sized copies
+    cu = 0
+    for r0 in range(0, hb, step):
+        cols = columns(r0, min(hb, r0 + step))
+        cu = cu + (cols @ cols.transpose(1, 2)).double()
+    cu = cu / nexp
     lam, q = torch.linalg.eigh(cu)
     pos = lam * (lam > 0)
     total, total_pos = lam.sum(1, keepdim=True), pos.sum(1, keepdim=True)
@@ -107,7 +120,11 @@ def _info_weights(y: torch.Tensor, yn: torch.Tensor, parent: torch.Tensor | None
     # a flat band has a singular covariance: MATLAB's inv gives Inf there (and the score NaN), torch's inv raises
     cinv, singular = torch.linalg.inv_ex(q @ torch.diag_embed(lam) @ q.transpose(1, 2))
     cinv = torch.where(singular[:, None, None] != 0, torch.full_like(cinv, float("nan")), cinv).to(y.dtype)
-    ss = ((cinv @ cols) * cols).sum(1).view(n_img, 1, hb, wb) / dim
+    parts = []
+    for r0 in range(0, hb, step):
+        cols = columns(r0, min(hb, r0 + step))
+        parts.append(((cinv @ cols) * cols).sum(1))
+    ss = torch.cat(parts, 1).view(n_img, 1, hb, wb) / dim
     g = g[..., lb:lb + hb, lb:lb + wb]
     vv = vv[..., lb:lb + hb, lb:lb + wb]
     a = (vv + (1 + g * g) * sigma_nsq) * ss / (sigma_nsq * sigma_nsq)
