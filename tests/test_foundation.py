@@ -213,3 +213,16 @@ def test_ssim_downsampling_filters_only_the_kept_samples(side):
     got = downsample_like_ssim_m(x)
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, rtol=1e-14, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["ssim", "ms_ssim"])
+def test_ssim_maps_in_row_blocks_equal_one_block(name, pairs, monkeypatch):
+    """ssim_means makes the maps a block of rows at a time (with the window's overlap): the smallest blocks
+    give the whole image's means."""
+    from iqarena.metrics import ssim as ssim_module
+    dist, ref = (t[:2].double() for t in pairs)
+    monkeypatch.setattr(ssim_module, "_BLOCK", 1)
+    rows = create_metric(name)(dist, ref)
+    monkeypatch.setattr(ssim_module, "_BLOCK", 1 << 40)
+    whole = create_metric(name)(dist, ref)
+    torch.testing.assert_close(rows, whole, rtol=1e-13, atol=0)
