@@ -6,8 +6,9 @@ Every side runs in its own interpreter (iqarena in the project's Python, the pee
 bundled I03 reference resized (bilinear) to the size, and a copy with seeded Gaussian noise (sigma 0.05),
 the same numbers on every side. Per record and round: the median wall time of ``--reps`` calls after one
 warm-up (fewer when a call is slow, at least 3), and the median over ``--mem-calls`` further calls of the peak
-extra resident memory (the process's RSS sampled every 0.2 ms by a thread, minus the RSS just before the
-call, after freed memory has been given back with glibc's malloc_trim). The whole set runs ``--rounds``
+extra resident memory (the kernel's peak RSS of the process during the call, VmHWM reset through
+/proc/self/clear_refs just before it, minus the RSS then, after freed memory has been given back with
+glibc's malloc_trim). The whole set runs ``--rounds``
 times, the sides in alternating order (iqarena first, then last); each record keeps its best round, in time
 and in memory, because both move with the machine's load and the allocator's state from run to run (about
 1.5x at 4K on a 2-core machine) and the lower value is the one the code, not the moment, decides. Speed rows
@@ -62,14 +63,36 @@ def _trim() -> None:
         pass
 
 
+def _hwm() -> int | None:
+    """The process's peak RSS since the last reset (VmHWM), in bytes; None where /proc has no such line."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 class PeakRSS:
-    """The largest RSS seen while the block runs, by a thread sampling /proc/self/statm."""
+    """The largest RSS while the block runs: the kernel's own peak (VmHWM, reset through /proc/self/clear_refs
+    before the block), exact however briefly a tensor lives; where that reset is not allowed, a thread
+    sampling /proc/self/statm every 0.2 ms (which can miss allocations shorter than that)."""
 
     def __enter__(self):
         self.base = self.peak = _rss()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._poll, daemon=True)
-        self._thread.start()
+        self._thread = None
+        try:
+            with open("/proc/self/clear_refs", "w") as fh:
+                fh.write("5")
+            self.exact = _hwm() is not None
+        except OSError:
+            self.exact = False
+        if not self.exact:
+            self._stop = threading.Event()
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
         return self
 
     def _poll(self):
@@ -78,9 +101,10 @@ class PeakRSS:
             time.sleep(0.0002)
 
     def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss())
+        if self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+        self.peak = max(self.peak, _rss(), (_hwm() or 0) if self.exact else 0)
 
     @property
     def extra_mb(self) -> float:
