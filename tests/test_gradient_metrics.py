@@ -211,3 +211,17 @@ def test_clear_errors(pairs):
         create_metric("fsim")(dist[:, :, :100], ref)
     with pytest.raises(IQAError, match="full-reference"):
         create_metric("nlpd")(dist)
+
+
+@pytest.mark.parametrize("padding, before", [("zeros", 1), ("symmetric", 1), ("symmetric", 2)])
+def test_block_mean_applies_the_pointwise_function_a_few_rows_at_a_time(padding, before, monkeypatch):
+    """block_mean(x, pointwise=g) is block_mean(g(x)) whether g sees the whole image or one row of blocks."""
+    from iqarena.ops import filters
+    from iqarena.ops.color import rgb2gray
+    x = torch.rand(2, 3, 23, 30, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    grey = lambda t: rgb2gray(t, scale=255)  # noqa: E731  (rounds to 8 bits: not linear)
+    want = filters.block_mean(grey(x), 4, before, padding)
+    monkeypatch.setattr(filters, "_POINTWISE_BLOCK", 1)
+    got = filters.block_mean(x, 4, before, padding, pointwise=grey)
+    assert got.shape == want.shape == (2, 1, 6, 8)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)

@@ -30,17 +30,18 @@ from .registry import register
 _SCHARR = ((3.0, 0.0, -3.0), (10.0, 0.0, -10.0), (3.0, 0.0, -3.0))
 
 
-def box_decimate(x: torch.Tensor, f: int) -> torch.Tensor:
-    """conv2(x, fspecial('average', f), 'same') sampled at (1:f:end, 1:f:end), as one strided pooling.
+def box_decimate(x: torch.Tensor, f: int, pointwise=None) -> torch.Tensor:
+    """conv2(x, fspecial('average', f), 'same') sampled at (1:f:end, 1:f:end), as one strided mean, of
+    ``pointwise(x)`` when given (a colour conversion, applied a few rows at a time: no full-size result).
 
     conv2 'same' with an f x f box averages x[i - (f - 1 - f // 2) .. i + f // 2] (zeros outside).
     """
-    return block_mean(x, f, f - 1 - f // 2)
+    return block_mean(x, f, f - 1 - f // 2, pointwise=pointwise)
 
 
-def featuresim_downsample(x: torch.Tensor) -> torch.Tensor:
-    """FeatureSIM.m's downsampling by F = max(1, round(min(H, W) / 256))."""
-    return box_decimate(x, max(1, int(min(x.shape[-2:]) / 256 + 0.5)))
+def featuresim_downsample(x: torch.Tensor, pointwise=None) -> torch.Tensor:
+    """FeatureSIM.m's downsampling by F = max(1, round(min(H, W) / 256)), of ``pointwise(x)`` when given."""
+    return box_decimate(x, max(1, int(min(x.shape[-2:]) / 256 + 0.5)), pointwise)
 
 
 def yiq255(x: torch.Tensor, channels: int = 3, dtype: torch.dtype | None = None) -> torch.Tensor:
@@ -86,7 +87,7 @@ def fsim(dist: torch.Tensor, ref: torch.Tensor, *, chromatic: bool = False, t1: 
     n = ref.shape[0]
     colour = chromatic and ref.shape[1] == 3
     channels = 3 if colour else 1
-    both = torch.cat([featuresim_downsample(yiq255(ref, channels)), featuresim_downsample(yiq255(dist, channels))])
+    both = torch.cat([featuresim_downsample(img, lambda t: yiq255(t, channels)) for img in (ref, dist)])
     y = both[:, :1]
     pc = phase_congruency(y)
     gm = gradient_magnitude(y, SCHARR)

@@ -89,7 +89,7 @@ def grey255(x: torch.Tensor, quantize: bool = True) -> torch.Tensor:
 def gmsd(dist: torch.Tensor, ref: torch.Tensor, *, t: float = 170, quantize: bool = True) -> torch.Tensor:
     """GMSD as GMSD.m computes it (lower is better), in the input dtype (float64 for all 15 decimals)."""
     n = ref.shape[0]
-    y = torch.cat([box_decimate(grey255(ref, quantize), 2), box_decimate(grey255(dist, quantize), 2)])
+    y = torch.cat([box_decimate(img, 2, lambda t: grey255(t, quantize)) for img in (ref, dist)])
     g = gradient_magnitude(y, PREWITT)
     return std2(gms_map(g[:n], g[n:], t))
 

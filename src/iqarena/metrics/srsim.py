@@ -98,7 +98,7 @@ def srsim(dist: torch.Tensor, ref: torch.Tensor, *, c1: float = 0.40, c2: float 
     n = ref.shape[0]
     # SR_SIM.m luminance: the Y row of rgb2ntsc on 0..255 values, not rounded
     f = downsample_factor(h, w)
-    y = torch.cat([box_decimate(luma, f) for luma in (yiq255(ref, 1, torch.float64), yiq255(dist, 1, torch.float64))])
+    y = torch.cat([box_decimate(img, f, lambda t: yiq255(t, 1, torch.float64)) for img in (ref, dist)])
     sal = spectral_residual_saliency(y)
     grad = scharr_magnitude(y)
     s1, s2 = sal[:n], sal[n:]

@@ -26,15 +26,16 @@ def _prepare(x: torch.Tensor, colour: str) -> torch.Tensor:
     raise ValueError(f"colour must be 'gray' or 'rgb', got {colour!r}")
 
 
-def downsample_like_ssim_m(x: torch.Tensor) -> torch.Tensor:
-    """ssim.m's automatic downsampling: factor f = max(1, round(min(H, W) / 256)), f x f box filter
-    (imfilter 'symmetric', 'same'), then every f-th sample.
+def downsample_like_ssim_m(x: torch.Tensor, pointwise=None) -> torch.Tensor:
+    """ssim.m's automatic downsampling of ``pointwise(x)`` (x itself when not given; the conversion runs a
+    few rows at a time): factor f = max(1, round(min(H, W) / 256)), f x f box filter (imfilter 'symmetric',
+    'same'), then every f-th sample.
 
     Only the kept samples are filtered: f x f means every f pixels, with the symmetric padding imfilter would
     add ((f - 1) // 2 before, the rest after), whose windows are exactly those of the kept samples (the same
     values up to the summation order: a mean instead of a sum of f^2 products by 1 / f^2)."""
     f = max(1, int(min(x.shape[-2:]) / 256 + 0.5))
-    return block_mean(x, f, (f - 1) // 2, "symmetric")
+    return block_mean(x, f, (f - 1) // 2, "symmetric", pointwise)
 
 
 #: elements of the five local-moment planes per block of rows in ssim_means (8 MB in float32)
@@ -85,8 +86,9 @@ def _maps(x: torch.Tensor, y: torch.Tensor, window: tuple[torch.Tensor, torch.Te
 def ssim(dist: torch.Tensor, ref: torch.Tensor, *, colour: str = "gray", downsample: bool = False,
          window_size: int = 11, sigma: float = 1.5, k1: float = 0.01, k2: float = 0.03) -> torch.Tensor:
     """Mean SSIM over the 'valid' region (ssim.m)."""
-    x, y = _prepare(ref, colour), _prepare(dist, colour)
-    if downsample:
-        x, y = downsample_like_ssim_m(x), downsample_like_ssim_m(y)
+    if downsample:  # the conversion a few rows at a time inside the downsampling: no full-size grey images
+        x, y = (downsample_like_ssim_m(img, lambda t: _prepare(t, colour)) for img in (ref, dist))
+    else:
+        x, y = _prepare(ref, colour), _prepare(dist, colour)
     g = gaussian_kernel1d(window_size, sigma, x.dtype, x.device)
     return ssim_means(x, y, (g, g), (k1 * 255) ** 2, (k2 * 255) ** 2)[0]

@@ -7,6 +7,8 @@ channel (depthwise). A separable kernel given as (column, row) vectors runs as t
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -51,41 +53,53 @@ def _pad_symmetric(x: torch.Tensor, top: int, bottom: int, left: int, right: int
     return x
 
 
-def block_mean(x: torch.Tensor, f: int, before: int, padding: str = "zeros") -> torch.Tensor:
+def block_mean(x: torch.Tensor, f: int, before: int, padding: str = "zeros",
+               pointwise: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Means of the f x f blocks starting every f pixels at (-before, -before), ceil(H / f) x ceil(W / f) of
     them: an f x f box filter with ``padding`` ('zeros' or 'symmetric', ``before`` samples before and
     f - 1 - before after) sampled every f-th pixel, as one strided mean.
 
-    Rows then columns are summed as views (the inner blocks reshaped, at most one edge block per side
-    gathered): no padded copy of the image, whose fresh pages cost more than the sums at 4K."""
+    ``pointwise``: a per-pixel function of (N, C, h, W) rows (a colour conversion) applied before the means,
+    a few rows of blocks at a time, so that its full-size result is never made. Rows then columns are
+    summed as views (the inner blocks reshaped, at most one edge block per side gathered): no padded copy
+    of the image, whose fresh pages cost more than the sums at 4K."""
     if f == 1:
-        return x
+        return x if pointwise is None else pointwise(x)
     if padding not in ("zeros", "symmetric"):
         raise ValueError(f"block_mean pads with 'zeros' or 'symmetric', got {padding!r}")
-    return _block_sums(_block_sums(x, f, before, -2, padding), f, before, -1, padding) / (f * f)
+    rows = _block_sums(x, f, before, -2, padding, pointwise or (lambda t: t))
+    return _block_sums(rows, f, before, -1, padding, lambda t: t) / (f * f)
 
 
-def _block_sums(x: torch.Tensor, f: int, before: int, dim: int, padding: str) -> torch.Tensor:
+#: input elements per call of block_mean's pointwise function
+_POINTWISE_BLOCK = 1 << 20
+
+
+def _block_sums(x: torch.Tensor, f: int, before: int, dim: int, padding: str, pointwise) -> torch.Tensor:
     n = x.shape[dim]
     count = -(-n // f)
     first = min(count, -(-before // f))  # blocks 0 .. first - 1 start before the edge
     last = max(first, min(count, (n + before) // f))  # blocks first .. last - 1 lie inside
-    parts = [_edge_block(x, i * f - before, f, dim, padding) for i in range(first)]
-    if last > first:
-        inner = x.narrow(dim, first * f - before, (last - first) * f)
-        parts.append(inner.unflatten(dim, (last - first, f)).sum(dim))
-    parts += [_edge_block(x, i * f - before, f, dim, padding) for i in range(last, count)]
+    parts = [pointwise(_edge_rows(x, i * f - before, f, dim, padding)).sum(dim, keepdim=True) for i in range(first)]
+    step = max(1, _POINTWISE_BLOCK * n // max(x.numel() * f, 1))  # blocks per call
+    for i in range(first, last, step):
+        j = min(last, i + step)
+        inner = pointwise(x.narrow(dim, i * f - before, (j - i) * f))
+        parts.append(inner.unflatten(dim, (j - i, f)).sum(dim))
+    parts += [pointwise(_edge_rows(x, i * f - before, f, dim, padding)).sum(dim, keepdim=True)
+              for i in range(last, count)]
     return parts[0] if len(parts) == 1 else torch.cat(parts, dim)
 
 
-def _edge_block(x: torch.Tensor, start: int, f: int, dim: int, padding: str) -> torch.Tensor:
+def _edge_rows(x: torch.Tensor, start: int, f: int, dim: int, padding: str) -> torch.Tensor:
+    """The samples of the edge block start .. start + f - 1 along ``dim``: the in-range ones ('zeros': the
+    padding adds nothing to a sum) or all f, mirrored ('symmetric': MATLAB repeats the edge sample)."""
     n = x.shape[dim]
     if padding == "zeros":
         lo, hi = max(start, 0), min(start + f, n)
-        return x.narrow(dim, lo, hi - lo).sum(dim, keepdim=True)
+        return x.narrow(dim, lo, hi - lo)
     i = torch.remainder(torch.arange(start, start + f, device=x.device), 2 * n)
-    i = torch.where(i >= n, 2 * n - 1 - i, i)  # MATLAB 'symmetric': the edge sample repeated
-    return x.index_select(dim, i).sum(dim, keepdim=True)
+    return x.index_select(dim, torch.where(i >= n, 2 * n - 1 - i, i))
 
 
 def _depthwise(x: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
