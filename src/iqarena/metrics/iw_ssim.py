@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import InputError
-from ..ops.filters import gaussian_kernel1d, imfilter
+from ..ops.filters import gaussian_kernel1d, imfilter, row_blocks
 from ..ops.resize import resize_matrix
 from ..ops.wavelets import laplacian_pyramid
 from .registry import register
@@ -98,7 +98,6 @@ def _info_weights(y: torch.Tensor, yn: torch.Tensor, parent: torch.Tensor | None
     lb = (block - 1) // 2
     hb, wb = h - block + 1, w - block + 1
     dim, nexp = block * block + (parent is not None), hb * wb
-    step = max(1, _CHUNK // (dim * n_img * w))
 
     def columns(r0: int, r1: int) -> torch.Tensor:
         """The neighbourhood vectors of rows r0 .. r1 - 1 of the block positions: (N, dim, (r1 - r0) wb)."""
@@ -109,8 +108,8 @@ def _info_weights(y: torch.Tensor, yn: torch.Tensor, parent: torch.Tensor | None
 
     # a block of rows at a time: the (N, dim, positions) vectors of a whole band were ten band-sized copies
     cu = 0
-    for r0 in range(0, hb, step):
-        cols = columns(r0, min(hb, r0 + step))
+    for r0, r1 in row_blocks(hb, dim * n_img * w, _CHUNK):
+        cols = columns(r0, r1)
         cu = cu + (cols @ cols.transpose(1, 2)).double()
     cu = cu / nexp
     lam, q = torch.linalg.eigh(cu)
@@ -121,8 +120,8 @@ def _info_weights(y: torch.Tensor, yn: torch.Tensor, parent: torch.Tensor | None
     cinv, singular = torch.linalg.inv_ex(q @ torch.diag_embed(lam) @ q.transpose(1, 2))
     cinv = torch.where(singular[:, None, None] != 0, torch.full_like(cinv, float("nan")), cinv).to(y.dtype)
     parts = []
-    for r0 in range(0, hb, step):
-        cols = columns(r0, min(hb, r0 + step))
+    for r0, r1 in row_blocks(hb, dim * n_img * w, _CHUNK):
+        cols = columns(r0, r1)
         parts.append(((cinv @ cols) * cols).sum(1))
     ss = torch.cat(parts, 1).view(n_img, 1, hb, wb) / dim
     g = g[..., lb:lb + hb, lb:lb + wb]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch
 
 from ..ops.color import rgb2gray, rgb2y
+from ..ops.filters import row_blocks
 from .registry import register
 
 
@@ -26,10 +27,9 @@ _BLOCK = 1 << 18
 def squared_error_sum(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Per-image sum of (a - b)^2 over (C, H, W), in blocks of rows (differentiable); float64 result."""
     n, c, h, w = a.shape
-    rows = max(1, _BLOCK // (n * c * w))
     total = a.new_zeros(n, dtype=torch.float64)
-    for i in range(0, h, rows):
-        e = a[..., i:i + rows, :] - b[..., i:i + rows, :]
+    for i, j in row_blocks(h, n * c * w, _BLOCK):
+        e = a[..., i:j, :] - b[..., i:j, :]
         total = total + e.square().sum(dim=(1, 2, 3)).double()
     return total
 

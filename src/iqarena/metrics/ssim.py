@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from ..ops.color import rgb2gray
-from ..ops.filters import block_mean, gaussian_kernel1d, imfilter
+from ..ops.filters import block_mean, gaussian_kernel1d, imfilter, row_blocks
 from .registry import register
 
 
@@ -54,10 +54,8 @@ def ssim_means(x: torch.Tensor, y: torch.Tensor, window: tuple[torch.Tensor, tor
     kh, kw = kc.numel(), kr.numel()
     n, c, h, w = x.shape
     rows = h - kh + 1
-    step = max(8 * kh, _BLOCK // (5 * n * c * w))
     s_sum = cs_sum = 0
-    for r0 in range(0, rows, step):
-        r1 = min(rows, r0 + step)
+    for r0, r1 in row_blocks(rows, 5 * n * c * w, _BLOCK, least=8 * kh):
         smap, csmap = _maps(x[..., r0:r1 + kh - 1, :], y[..., r0:r1 + kh - 1, :], window, c1, c2)
         s_sum = s_sum + smap.sum(dim=(1, 2, 3)).double()
         cs_sum = cs_sum + csmap.sum(dim=(1, 2, 3)).double()

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from ..ops.color import rgb2gray
-from ..ops.filters import gaussian_kernel1d, imfilter
+from ..ops.filters import gaussian_kernel1d, imfilter, row_blocks
 from ..ops.pyramid import build_spyr
 from .registry import register
 
@@ -83,12 +83,6 @@ def _strided_window_sums(x: torch.Tensor, win: int, start: int, step: int, count
     return (hi - lo).index_select(dim, idx)
 
 
-def _row_blocks(total: int, per_row: int):
-    """(first, stop) ranges of rows covering ``total`` rows, about _CHUNK elements (``per_row`` each) apiece."""
-    step = max(1, _CHUNK // max(per_row, 1))
-    return ((r, min(total, r + step)) for r in range(0, total, step))
-
-
 def _channel(y: torch.Tensor, yn: torch.Tensor, win: int, block: int) -> tuple[torch.Tensor, torch.Tensor]:
     """vifsub_est_M / distsub_est_M: gain g and noise variance vv of the distortion channel, one value
     per block; the win x win window sums are taken at block centres with 'reflect1' edges, in float64,
@@ -99,7 +93,7 @@ def _channel(y: torch.Tensor, yn: torch.Tensor, win: int, block: int) -> tuple[t
     pair = F.pad(torch.stack([y, yn], 2).view(b * k, 2, h, w), (p, p, p, p), mode="reflect")
     rows, cols = h // block, w // block
     parts = []
-    for r0, r1 in _row_blocks(rows, 5 * b * k * pair.shape[-1] * block):
+    for r0, r1 in row_blocks(rows, 5 * b * k * pair.shape[-1] * block, _CHUNK):
         top = block // 2 + block * r0  # the first window's top row, in padded coordinates
         yp, ynp = pair[..., top:block * (r1 - 1) + block // 2 + win, :].to(_STATS_DTYPE).unbind(1)
         st = torch.stack([yp, ynp, yp * yp, ynp * ynp, yp * ynp], 1)
@@ -124,7 +118,7 @@ def _gsm(y: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
     positions = h - block + 1
     count = positions * (w - block + 1)
     shift = s1 = s2 = None
-    for r0, r1 in _row_blocks(positions, block * block * b * k * w):
+    for r0, r1 in row_blocks(positions, block * block * b * k * w, _CHUNK):
         u = F.unfold(flat[..., r0:r1 + block - 1, :].to(_STATS_DTYPE), block)  # (BK, M*M, L) overlapping blocks
         if shift is None:
             shift = u.mean(-1, keepdim=True)
@@ -138,7 +132,7 @@ def _gsm(y: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
     inv, singular = torch.linalg.inv_ex(cov)  # a flat band: MATLAB's inv gives Inf (the score NaN), torch's raises
     inv = torch.where(singular[:, None, None] != 0, torch.full_like(inv, float("nan")), inv)
     parts = []
-    for r0, r1 in _row_blocks(h // block, block * b * k * w):
+    for r0, r1 in row_blocks(h // block, block * b * k * w, _CHUNK):
         v = F.unfold(flat[..., block * r0:block * r1, :].to(_STATS_DTYPE), block, stride=block)  # non-overlapping
         parts.append(((inv @ v) * v).sum(1) / (block * block))
     s = torch.cat(parts, -1)

@@ -53,6 +53,13 @@ def _pad_symmetric(x: torch.Tensor, top: int, bottom: int, left: int, right: int
     return x
 
 
+def row_blocks(total: int, per_row: int, budget: int, least: int = 1):
+    """(start, stop) ranges covering ``total`` rows, each about ``budget`` elements (``per_row`` per row) and
+    at least ``least`` rows: the one way the metrics work through a large image a block of rows at a time."""
+    step = max(least, budget // max(per_row, 1))
+    return ((r, min(total, r + step)) for r in range(0, total, step))
+
+
 def block_mean(x: torch.Tensor, f: int, before: int, padding: str = "zeros",
                pointwise: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
     """Means of the f x f blocks starting every f pixels at (-before, -before), ceil(H / f) x ceil(W / f) of
@@ -81,10 +88,8 @@ def _block_sums(x: torch.Tensor, f: int, before: int, dim: int, padding: str, po
     first = min(count, -(-before // f))  # blocks 0 .. first - 1 start before the edge
     last = max(first, min(count, (n + before) // f))  # blocks first .. last - 1 lie inside
     parts = [pointwise(_edge_rows(x, i * f - before, f, dim, padding)).sum(dim, keepdim=True) for i in range(first)]
-    step = max(1, _POINTWISE_BLOCK * n // max(x.numel() * f, 1))  # blocks per call
-    for i in range(first, last, step):
-        j = min(last, i + step)
-        inner = pointwise(x.narrow(dim, i * f - before, (j - i) * f))
+    for i, j in row_blocks(last - first, x.numel() // max(n, 1) * f, _POINTWISE_BLOCK):  # blocks per call
+        inner = pointwise(x.narrow(dim, (first + i) * f - before, (j - i) * f))
         parts.append(inner.unflatten(dim, (j - i, f)).sum(dim))
     parts += [pointwise(_edge_rows(x, i * f - before, f, dim, padding)).sum(dim, keepdim=True)
               for i in range(last, count)]
@@ -125,10 +130,8 @@ def conv_rows(xp: torch.Tensor, weight: torch.Tensor, step: tuple[int, int] = (1
     per_row = xp.shape[0] * weight.shape[0] * xp.shape[-1] * kh * kw // step[1]
     if rows * per_row <= _CONV_BLOCK or torch.is_grad_enabled() and xp.requires_grad:
         return F.conv2d(xp, weight, stride=step, groups=groups)
-    block = max(1, _CONV_BLOCK // per_row)
     out = None
-    for r0 in range(0, rows, block):
-        r1 = min(rows, r0 + block)
+    for r0, r1 in row_blocks(rows, per_row, _CONV_BLOCK):
         part = F.conv2d(xp[..., r0 * step[0]:(r1 - 1) * step[0] + kh, :], weight, stride=step, groups=groups)
         if out is None:
             out = part.new_empty(*part.shape[:-2], rows, part.shape[-1])
