@@ -208,7 +208,7 @@ def check_image(x: torch.Tensor, what: str = "image", values: bool = True) -> No
         raise InputError(f"{what} has dtype {x.dtype}; metrics take float tensors in [0, 1]. "
                          "Convert with x.float() / 255 for 8-bit data.")
     if x.shape[1] not in (1, 3):
-        raise InputError(f"{what} has {x.shape[1]} channels; give 1 (grey) or 3 (RGB).")
+        raise InputError(f"{what} has {x.shape[1]} channels; give RGB or grey images (3 or 1 channels).")
     if x.numel() == 0:
         raise InputError(f"{what} is empty: shape {tuple(x.shape)}.")
     if not values:

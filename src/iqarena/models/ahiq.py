@@ -79,7 +79,7 @@ from torch.nn import functional as F
 from ..backbones import ResNet, VisionTransformer, from_state_dict, resnet18, resnet50
 from ..errors import InputError
 from ..metrics.registry import register
-from .base import IQAModel
+from .base import IQAModel, check_pair
 from .layers import DeformConv2d
 
 CNNS = {"resnet50": (resnet50, 256), "resnet18": (resnet18, 64)}  # layer1's output channels
@@ -235,17 +235,9 @@ class AHIQ(IQAModel):
         return torch.cat(out, dim=1)
 
     def _check(self, dist: torch.Tensor, ref: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
-        if ref is None:
-            raise InputError("ahiq is a full-reference model: give the distorted image and its reference.")
-        if dist.dim() != 4 or dist.shape != ref.shape:
-            raise InputError(f"ahiq: distorted and reference images must be NCHW of the same shape; got "
-                             f"{tuple(dist.shape)} and {tuple(ref.shape)}.")
-        if dist.shape[1] not in (1, 3):
-            raise InputError(f"ahiq takes RGB or grey images; got {dist.shape[1]} channels.")
         p = self.patch_size
+        check_pair("ahiq", dist, ref, p, "one ViT patch")
         h, w = dist.shape[-2:]
-        if h < p or w < p:
-            raise InputError(f"ahiq needs images of at least {p}x{p} pixels (one ViT patch); got {w}x{h}.")
         h, w = h // p * p, w // p * p
         return dist[..., :h, :w].expand(-1, 3, -1, -1), ref[..., :h, :w].expand(-1, 3, -1, -1)
 

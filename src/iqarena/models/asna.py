@@ -63,7 +63,7 @@ from torch.nn import functional as F
 from ..errors import InputError
 from ..metrics.registry import register
 from . import sodeep  # noqa: F401  (registers the ``sodeep`` loss the recipe trains with)
-from .base import IQAModel, load_trained
+from .base import IQAModel, check_pair, load_trained
 
 WIDTHS = (8, 16, 32, 64, 64, 64, 32, 16, 8, 32)  # configs_attention.txt: nfs
 KERNELS = (5, 5, 3, 3)  # kss
@@ -201,8 +201,7 @@ class ASNA(IQAModel):
             load_trained(self, Path(trained))
 
     def score(self, dist: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
-        if ref is None:
-            raise InputError("asna is a full-reference model: give the reference image too.")
+        check_pair("asna", dist, ref)
         h, w = dist.shape[-2:]
         if (h, w) != (self.size, self.size) or ref.shape[-2:] != dist.shape[-2:]:
             raise InputError(f"asna's dense head reads {self.size}x{self.size} inputs, got {w}x{h} (reference "

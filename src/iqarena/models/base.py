@@ -15,7 +15,24 @@ import torch
 from torch import nn
 
 from ..errors import InputError
+from ..metrics.registry import check_image
 from ..weights import load_state_dict
+
+def check_pair(name: str, dist: torch.Tensor, ref: torch.Tensor | None, min_side: int = 0, why: str = "") -> None:
+    """The input check every full-reference model runs first: InputError unless a reference is given, both
+    are float (N, 1|3, H, W) images (metrics.registry.check_image, shapes only) of the same shape, and each
+    side has at least ``min_side`` pixels (``why`` says what needs them)."""
+    if ref is None:
+        raise InputError(f"{name} is a full-reference model: call it as model(dist, ref).")
+    check_image(dist, "dist", values=False)
+    check_image(ref, "ref", values=False)
+    if dist.shape != ref.shape:
+        raise InputError(f"{name} needs dist and ref of one shape (the same shape, N x C x H x W); they differ in "
+                         f"shape: {tuple(dist.shape)} and {tuple(ref.shape)}.")
+    h, w = dist.shape[-2:]
+    if min(h, w) < min_side:
+        raise InputError(f"{name} needs images of at least {min_side}x{min_side} pixels ({why}); got {w}x{h}.")
+
 
 CROP_LAYOUTS = ("five", "centre", "random", "grid")
 

@@ -49,7 +49,7 @@ from torch.nn import functional as F
 
 from ..errors import InputError
 from ..metrics.registry import register
-from .base import IQAModel, load_trained
+from .base import IQAModel, check_pair, load_trained
 from .trunk import RESNET_DEPTHS, RESNET_SIZE_NOTE, RESNET_STRIDE, imagenet_normalise, resnet_trunk, stage_channels
 
 FUSIONS = ("learned", "mean")
@@ -139,10 +139,7 @@ class IQMA(IQAModel):
 
     def scale_scores(self, dist: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """(N, 4): the standardised score of each scale (P2..P5)."""
-        if ref is None:
-            raise InputError("iqma is a full-reference model: call it as model(dist, ref).")
-        if dist.shape != ref.shape:
-            raise InputError(f"dist and ref differ in shape: {tuple(dist.shape)} vs {tuple(ref.shape)}.")
+        check_pair("iqma", dist, ref)
         n = dist.shape[0]
         if self.shared:
             both = self.pyramid(torch.cat([dist, ref]))

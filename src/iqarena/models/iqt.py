@@ -62,9 +62,9 @@ from torch.nn import functional as F
 from ..backbones import load_weights
 from ..backbones.inception_resnet_v2 import Block35, add_stem, stem_mixed_5b
 from ..errors import InputError
-from ..metrics.registry import check_image, register
+from ..metrics.registry import register
 from ..weights import load_state_dict
-from .base import IQAModel
+from .base import IQAModel, check_pair
 
 CHANNELS = 320  # mixed_5b and every Block35
 LN_EPS = 1e-12  # C's layer_norm_epsilon
@@ -251,15 +251,7 @@ class IQT(IQAModel):
         return self.emb_drop(x + resize_positions(pos, self.side, h, w))
 
     def score(self, dist: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
-        if ref is None:
-            raise InputError("IQT is a full-reference model: call it as model(dist, ref).")
-        check_image(dist, "dist", values=False)
-        check_image(ref, "ref", values=False)
-        if dist.shape != ref.shape:
-            raise InputError(f"dist and ref must have the same shape, got {tuple(dist.shape)} and {tuple(ref.shape)}.")
-        if min(dist.shape[-2:]) < MIN_SIDE:
-            raise InputError(f"IQT needs images of at least {MIN_SIDE}x{MIN_SIDE} pixels (Inception-ResNet-v2's "
-                             f"stem), got {dist.shape[-1]}x{dist.shape[-2]}.")
+        check_pair("IQT", dist, ref, MIN_SIDE, "Inception-ResNet-v2's stem")
         n = dist.shape[0]
         f = self.features(torch.cat([dist, ref]))
         f_dist, f_ref = f[:n], f[n:]

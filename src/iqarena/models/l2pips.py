@@ -64,7 +64,7 @@ from torch.nn import functional as F
 from ..errors import InputError
 from ..metrics.registry import register
 from ..weights import load_state_dict
-from .base import IQAModel
+from .base import IQAModel, check_pair
 from .trunk import RESNET_DEPTHS, RESNET_SIZE_NOTE, RESNET_STRIDE, imagenet_normalise, resnet_trunk, stage_channels
 
 #: FcaNet's 16 best single frequencies of a 7x7 DCT grid (Qin et al. 2021, "top16"), (u, v) pairs
@@ -254,10 +254,7 @@ class L2PIPS(IQAModel):
         return out
 
     def score(self, dist: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
-        if ref is None:
-            raise InputError("l2pips is a full-reference model: call it as model(dist, ref).")
-        if dist.shape != ref.shape:
-            raise InputError(f"dist and ref differ in shape: {tuple(dist.shape)} vs {tuple(ref.shape)}.")
+        check_pair("l2pips", dist, ref)
         n = dist.shape[0]
         cosines, similar = [], []
         for ds, f in zip(self.similarity, self.maps(torch.cat([dist, ref]))):

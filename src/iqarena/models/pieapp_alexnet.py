@@ -55,7 +55,7 @@ from ..errors import InputError
 from ..metrics.lpips import as_rgb
 from ..metrics.registry import register
 from ..weights import load_state_dict
-from .base import IQAModel, load_trained
+from .base import IQAModel, check_pair, load_trained
 from .trunk import imagenet_normalise
 
 
@@ -196,18 +196,8 @@ class PieAPPAlexNet(IQAModel):
         w = (F.softplus(w) if self.positive_weights else w) + 1e-6
         return error.squeeze(1), w.squeeze(1)
 
-    def _check(self, dist: torch.Tensor, ref: torch.Tensor | None) -> None:
-        if ref is None:
-            raise InputError("pieapp_alexnet is full-reference: give the reference image too.")
-        if dist.dim() != 4 or dist.shape[1] not in (1, 3) or dist.shape != ref.shape:
-            raise InputError(f"pieapp_alexnet needs two (N, 1|3, H, W) images of one shape, got {tuple(dist.shape)} "
-                             f"and {tuple(ref.shape)}.")
-        if min(dist.shape[-2:]) < self.patch:
-            raise InputError(f"pieapp_alexnet needs images of at least {self.patch}x{self.patch} pixels (one patch), "
-                             f"got {dist.shape[-1]}x{dist.shape[-2]}.")
-
     def score(self, dist: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
-        self._check(dist, ref)
+        check_pair("pieapp_alexnet", dist, ref, self.patch, "one patch")
         dist, ref = as_rgb(dist), as_rgb(ref)
         n, _, h, w = dist.shape
         s = self.patch

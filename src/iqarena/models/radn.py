@@ -78,7 +78,7 @@ from torch.nn import functional as F
 
 from ..errors import InputError
 from ..metrics.registry import register
-from .base import IQAModel, load_trained
+from .base import IQAModel, check_pair, load_trained
 from .layers import DeformConv2d
 
 STRIDE = 16  # trunk 4 x tail 4: a patch side must be a multiple of this
@@ -237,14 +237,7 @@ class RADN(IQAModel):
 
     def patch_scores(self, dist: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N, P) patch scores and (N, P) positive weights (standardised scale)."""
-        if ref is None:
-            raise InputError("radn is a full-reference model: give the reference image too.")
-        if dist.dim() != 4 or dist.shape != ref.shape:
-            raise InputError(f"radn needs dist and ref of the same shape (N, C, H, W), got {tuple(dist.shape)} and "
-                             f"{tuple(ref.shape)}.")
-        if min(dist.shape[-2:]) < self.patch:
-            raise InputError(f"radn scores {self.patch}x{self.patch} patches; the image is "
-                             f"{dist.shape[-1]}x{dist.shape[-2]}.")
+        check_pair("radn", dist, ref, self.patch, f"it scores {self.patch}x{self.patch} patches")
         pd, pr = self._patches(dist.expand(-1, 3, -1, -1), ref.expand(-1, 3, -1, -1))
         n, p = pd.shape[:2]
         both = self.features(torch.cat([pd, pr]).flatten(0, 1))

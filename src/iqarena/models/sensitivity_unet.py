@@ -56,7 +56,7 @@ from torch.nn import functional as F
 from ..errors import InputError
 from ..metrics.registry import register
 from ..ops.color import rgb2gray
-from .base import IQAModel, load_trained
+from .base import IQAModel, check_pair, load_trained
 
 EPS = 1.0
 _SOBEL = torch.tensor([[1.0, 2.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -2.0, -1.0]])
@@ -139,10 +139,7 @@ class SIUNet(IQAModel):
 
     def maps(self, dist: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(sensitivity, error) maps, (N, 1, H, W) each, of images in [0, 1]."""
-        if ref is None:
-            raise InputError("si_unet is a full-reference model: give the reference image too.")
-        if ref.shape != dist.shape:
-            raise InputError(f"si_unet: distorted {tuple(dist.shape)} and reference {tuple(ref.shape)} differ in shape.")
+        check_pair("si_unet", dist, ref)
         gd, gr = rgb2gray(dist, quantize=False), rgb2gray(ref, quantize=False)
         err = error_map(gd, gr)
         h, w = dist.shape[-2:]

@@ -73,7 +73,7 @@ from ..metrics.dists import L2Pool
 from ..metrics.lpips import as_rgb
 from ..metrics.registry import register
 from ..weights import load_state_dict
-from .base import IQAModel, load_trained
+from .base import IQAModel, check_pair, load_trained
 from .trunk import imagenet_normalise
 
 TAPS = 5
@@ -191,12 +191,5 @@ class SWD(IQAModel):
         return sum(head(d).flatten(1) for head, d in zip(self.heads, self.differences(dist, ref))).squeeze(1)
 
     def score(self, dist: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
-        if ref is None:
-            raise InputError("swd is full-reference: give the reference image too.")
-        if dist.dim() != 4 or dist.shape[1] not in (1, 3) or dist.shape != ref.shape:
-            raise InputError(f"swd needs two (N, 1|3, H, W) images of one shape, got {tuple(dist.shape)} and "
-                             f"{tuple(ref.shape)}.")
-        if min(dist.shape[-2:]) < self.min_side:
-            raise InputError(f"swd ({self.net}) needs images of at least {self.min_side}x{self.min_side} pixels, "
-                             f"got {dist.shape[-1]}x{dist.shape[-2]}.")
+        check_pair("swd", dist, ref, self.min_side, f"the smallest input of its {self.net} taps")
         return self.unstandardise(-self.distance(as_rgb(dist), as_rgb(ref)))

@@ -64,7 +64,7 @@ from ..backbones import from_state_dict, resnet18
 from ..errors import InputError
 from ..metrics.registry import register
 from ..weights import load_state_dict
-from .base import IQAModel, load_trained
+from .base import IQAModel, check_pair, load_trained
 
 CHANNELS = (64, 64, 128, 256, 512)  # ResNet-18's stages(): the stem, layer1..layer4
 
@@ -146,14 +146,7 @@ class MultiLevelTransformer(IQAModel):
 
     def heads(self, dist: torch.Tensor, ref: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(N,) standardised scores and (N, types) distortion-type logits."""
-        if ref is None:
-            raise InputError("mlt_yahaha is a full-reference model: give the reference image too.")
-        if dist.dim() != 4 or dist.shape != ref.shape:
-            raise InputError(f"mlt_yahaha needs dist and ref of the same shape (N, C, H, W), got "
-                             f"{tuple(dist.shape)} and {tuple(ref.shape)}.")
-        if min(dist.shape[-2:]) < 32:
-            raise InputError(f"mlt_yahaha needs images of at least 32x32 (ResNet-18's stride), got "
-                             f"{dist.shape[-1]}x{dist.shape[-2]}.")
+        check_pair("mlt_yahaha", dist, ref, 32, "ResNet-18's stride")
         t = self.project(self.tokens(dist, ref))
         t = torch.cat([self.cls.expand(t.shape[0], -1, -1), t], dim=1) + self.pos
         out = self.encoder(t)[:, 0]
